@@ -1,0 +1,156 @@
+"""The ``distill`` command line: one thin subcommand per stage.
+
+Each subcommand reads ``--recipe FILE`` (its own section of it), applies ``--set section.key=value`` and its
+plain flags, then calls one function of a stage. Flags are generated from the stage's config dataclass, so
+the same option is spelled the same way in every command and documented in one place.
+Heavy libraries are imported only inside the stage that runs, so ``distill --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import typing
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
+
+from distill import __version__
+from distill.config import ConfigError, _unwrap_optional, dump_config, field_types, resolve_config
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    config: str        # "module:Class" of the stage's config dataclass
+    run: str           # "module:function" called with the resolved config
+    help: str
+    examples: str
+
+
+# One row per stage, in pipeline order. A stage is listed here only once it works.
+COMMANDS: list[Command] = [
+    Command("tiny", "distill.configs.tiny:TinyConfig", "distill.stages.tiny:run",
+            "make a tiny Qwen2/Llama checkpoint offline (tests, nano recipe)",
+            "distill tiny --arch qwen2 --out tiny-model\n"
+            "  distill tiny --arch llama --layers 4 --out tiny-llama\n"
+            "  distill tiny --recipe recipes/nano.yaml --print-config"),
+]
+
+
+def _load(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def section_names() -> list[str]:
+    return [c.name for c in COMMANDS]
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    types_ = field_types(cls)
+    group = parser.add_argument_group("options (each also settable in the recipe or with --set)")
+    for f in fields(cls):
+        meta = f.metadata
+        if not meta.get("flag", True):
+            continue
+        tp, _ = _unwrap_optional(types_[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
+        help_ = meta.get("help", "")
+        if meta.get("choices"):
+            help_ += f" [{'|'.join(map(str, meta['choices']))}]"
+        if default not in (None, "", [], {}):
+            help_ += f" (default: {default})"
+        help_ = help_.replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": f"cfg__{f.name}", "default": None, "help": help_}
+        if tp is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(tp) in (list, tuple) or tp in (list, tuple):
+            group.add_argument(flag, nargs="+", metavar=f.name.upper(), **kwargs)
+        elif typing.get_origin(tp) is dict or tp is dict:
+            continue
+        else:
+            group.add_argument(flag, metavar=f.name.upper(), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distill",
+        description="Reproduce DeepSeek-R1 reasoning distillation: GRPO teacher -> traces -> filter -> "
+                    "SFT students -> eval.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  " + "\n  ".join(c.examples.splitlines()[0] for c in COMMANDS)
+               + "\n\nRun 'distill COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="examples:\n  " + cmd.examples)
+        common = p.add_argument_group("common")
+        common.add_argument("--recipe", metavar="FILE", help=f"YAML recipe; its '{cmd.name}:' section is read")
+        common.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                            help=f"override any option, e.g. --set {cmd.name}.seed=1 (repeatable)")
+        common.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+        common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+        _add_config_flags(p, _load(cmd.config))
+    return parser
+
+
+def setup_logging(verbose: int, quiet: int) -> None:
+    level = logging.INFO - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, min(level, logging.ERROR)),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if verbose == 0:
+        for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
+
+
+def resolve_command_config(cmd: Command, args: argparse.Namespace) -> Any:
+    flags = {k[len("cfg__"):]: v for k, v in vars(args).items() if k.startswith("cfg__")}
+    return resolve_config(_load(cmd.config), cmd.name, recipe=args.recipe, sets=args.sets, flags=flags,
+                          known_sections=section_names())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    cmd = next(c for c in COMMANDS if c.name == args.command)
+    setup_logging(args.verbose, args.quiet)
+    from distill.errors import USER_ERRORS
+
+    try:
+        cfg = resolve_command_config(cmd, args)
+        if args.print_config:
+            sys.stdout.write(dump_config(cmd.name, cfg))
+            return 0
+        _load(cmd.run)(cfg)
+    except USER_ERRORS as exc:
+        print(f"distill {cmd.name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ndistill {cmd.name}: interrupted. Finished work is on disk; rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def entrypoint() -> None:  # console script
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
+
+
+__all__ = ["COMMANDS", "Command", "ConfigError", "build_parser", "main"]

@@ -1,0 +1,62 @@
+"""Prompt templates: the paper's chat prompt and the R1-Zero template.
+
+The DeepSeek-R1 evaluation and distillation prompt is a single user turn, the problem followed by
+``CHAT_SUFFIX``, with no system prompt. R1-Zero was trained on a plain-text template (the paper's Table 1)
+that asks for ``<think>`` reasoning and an ``<answer>`` block.
+
+>>> chat_messages("What is 1+1?")[0]["content"].endswith("within \\\\boxed{}.")
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHAT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+
+# DeepSeek-R1 paper, Table 1 ("prompt" is replaced with the problem during training).
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with the "
+    "answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+    "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>. "
+    "User: {problem}. Assistant:"
+)
+
+TEMPLATES = ("chat", "r1-zero")
+
+
+def user_content(problem: str) -> str:
+    return f"{problem.strip()}\n{CHAT_SUFFIX}"
+
+
+def chat_messages(problem: str, *, system: str | None = None) -> list[dict[str, str]]:
+    """The conversational prompt: optional system turn, then the user turn."""
+    msgs = [{"role": "system", "content": system}] if system else []
+    msgs.append({"role": "user", "content": user_content(problem)})
+    return msgs
+
+
+def r1_zero_prompt(problem: str) -> str:
+    return R1_ZERO_TEMPLATE.format(problem=problem.strip())
+
+
+def render_prompt(tokenizer: Any, problem: str, *, template: str = "chat", system: str | None = None,
+                  force_think: bool = False) -> str:
+    """The exact prompt text a model sees.
+
+    ``chat``: the tokenizer's chat template with a generation prompt (``force_think`` appends ``<think>\\n``
+    after the assistant tag). ``r1-zero``: the plain-text template (``force_think`` appends `` <think>``).
+    """
+    if template == "r1-zero":
+        text = r1_zero_prompt(problem)
+        return text + " <think>" if force_think else text
+    if template != "chat":
+        raise ValueError(f"unknown prompt template {template!r}; valid: {', '.join(TEMPLATES)}")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template: use template 'r1-zero' or a model with a chat template")
+    text = tokenizer.apply_chat_template(chat_messages(problem, system=system), tokenize=False,
+                                         add_generation_prompt=True)
+    if force_think and not text.rstrip().endswith("<think>"):
+        text += "<think>\n"
+    return text

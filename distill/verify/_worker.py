@@ -1,0 +1,63 @@
+"""One verify worker process: reads jobs as JSON lines on stdin, writes results as JSON lines.
+
+Started by :class:`distill.verify.pool.VerifyPool` as ``python -c BOOTSTRAP``; the parent kills it when a
+job overruns its deadline, so nothing in here needs a timeout. Protocol (one JSON object per line):
+
+- worker -> parent, once, after imports: ``{"ready": true}`` (or ``{"error": "..."}`` and exit);
+- parent -> worker: ``{"i": job_id, "p": pred, "g": gold}``;
+- worker -> parent: ``{"i": job_id, "s": status, "d": detail}``.
+
+Results go to a private copy of fd 1; fd 1 itself is pointed at stderr so stray prints can't corrupt the
+protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+# sys.path for the worker arrives as the first stdin line, as multiprocessing's spawn does.
+BOOTSTRAP = (
+    "import sys, json; sys.path[:] = json.loads(sys.stdin.readline()); "
+    "from distill.verify._worker import main; main()"
+)
+
+
+def _limit_memory(megabytes: int) -> None:
+    try:
+        import resource
+
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - platform without RLIMIT_AS
+        pass
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        memory_mb = int(os.environ.get("DISTILL_VERIFY_MEMORY_MB", "0"))
+        if memory_mb > 0:
+            _limit_memory(memory_mb)
+        from distill.verify.equivalence import compare_math
+
+        compare_math("1", r"\frac{2}{2}")  # import sympy's lazy parts now, not inside the first deadline
+    except BaseException:  # noqa: BLE001 - report anything that stops the worker from starting
+        out.write(json.dumps({"error": traceback.format_exc()}) + "\n")
+        return
+    out.write('{"ready": true}\n')
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            status, detail = compare_math(job["p"], job["g"])
+        except RecursionError:
+            status, detail = "unparsable", "expression too deeply nested"
+        except MemoryError:
+            status, detail = "timeout", "out of memory while comparing"
+        except Exception as exc:  # noqa: BLE001 - one bad item must not end the batch
+            status, detail = "unparsable", f"{type(exc).__name__}: {exc}"[:300]
+        out.write(json.dumps({"i": job["i"], "s": status, "d": detail}) + "\n")

@@ -1,0 +1,343 @@
+"""Is an extracted answer equal to the gold answer? The single source of truth for correctness.
+
+Two modes:
+
+- ``"math"``: math-verify decides (``verify(parse(gold), parse(pred))``, gold first: it is asymmetric on
+  purpose), after a cheap exact-text shortcut. Both sides are wrapped in ``\\boxed{}`` so bare LaTeX parses.
+- ``"aime"``: answers are integers 0..999 compared as integers (``"025" == "25"``); a prediction that is not
+  plainly such an integer is incorrect. No sympy involved.
+
+math-verify bounds its own run time with ``signal.alarm``, which breaks off the main thread, so its timeouts
+are switched off here. In this module (in-process) time is bounded with ``SIGALRM`` when running on the main
+thread, and not at all elsewhere; a hard bound for any thread comes from :func:`distill.verify.verify_batch`,
+whose worker processes are killed when they overrun.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from distill.verify.extract import extract_answer, normalize_aime
+from distill.verify.split import split_think
+
+MODES = ("math", "aime")
+THINK_MODES = ("auto", "required", "optional")
+STATUSES = ("correct", "incorrect", "no_answer", "unfinished", "unparsable", "timeout")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one answer.
+
+    ``status`` is one of ``STATUSES``; only ``"correct"`` counts as correct. ``extracted`` is the answer
+    found in the completion (``None`` if none), ``gold`` the reference, ``detail`` a human-readable reason
+    for anything other than a plain correct/incorrect. ``seconds`` is the time math-verify spent on it
+    (``None`` when it was decided without math-verify); it is not part of equality.
+
+    Example:
+        >>> v = Verdict("correct", "25", "025")
+        >>> v.correct, v.to_dict()["status"]
+        (True, 'correct')
+    """
+
+    status: str
+    extracted: str | None
+    gold: str
+    detail: str = ""
+    seconds: float | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"Verdict status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- checks shared by every entry point
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def check_gold(gold: Any, mode: str) -> str:
+    """Validate a gold answer; return its canonical AIME form in "aime" mode (else the gold itself)."""
+    if not isinstance(gold, str) or not gold.strip():
+        raise ValueError(f"gold answer must be a non-empty string, got {gold!r}")
+    if mode == "aime":
+        canonical = normalize_aime(gold)
+        if canonical is None:
+            raise ValueError(
+                f"gold answer {gold!r} is not an integer from 0 to 999, so it cannot be scored in 'aime' mode;"
+                " use mode='math' for this dataset"
+            )
+        return canonical
+    return gold
+
+
+def answer_from_completion(
+    completion: str,
+    *,
+    mode: str = "math",
+    think: str = "auto",
+    prompt_has_think: bool = False,
+    fallback: bool = False,
+) -> tuple[str | None, str | None, str]:
+    """Return ``(extracted, early_status, detail)``: the answer, or the status that ends the check early.
+
+    Example:
+        >>> answer_from_completion("<think>hmm")
+        (None, 'unfinished', 'no </think>: the reasoning never finished')
+        >>> answer_from_completion("<think>ok</think> \\\\boxed{7}")
+        ('7', None, '')
+    """
+    if think not in THINK_MODES:
+        raise ValueError(f"think must be one of {THINK_MODES}, got {think!r}")
+    completion = completion or ""
+    required = think == "required" or (think == "auto" and (prompt_has_think or "<think>" in completion))
+    parts = split_think(completion, prompt_has_think=prompt_has_think)
+    if required and not (parts.has_think and parts.finished):
+        return None, "unfinished", "no </think>: the reasoning never finished"
+    # "optional" with an unclosed <think>: fall back to the whole text.
+    text = parts.answer if parts.has_think and parts.finished else completion
+    extracted = extract_answer(text, mode=mode, fallback=fallback)
+    if extracted is None:
+        where = "after </think>" if parts.has_think and parts.finished else "in the completion"
+        return None, "no_answer", f"no boxed answer {where}"
+    return extracted, None, ""
+
+
+# ---------------------------------------------------------------- exact-text shortcut
+
+_SPACING_RE = re.compile(r"\\[,;:! ]|\\left|\\right|\\displaystyle")
+_WS_RE = re.compile(r"\s+")
+
+
+def canonical_text(answer: str) -> str:
+    """A purely textual normal form: two answers with equal forms are the same LaTeX.
+
+    Drops math delimiters, spacing commands, ``\\left``/``\\right``, and (outside ``\\text``) whitespace;
+    ``\\dfrac``/``\\tfrac`` become ``\\frac``.
+
+    Example:
+        >>> canonical_text(r"$\\dfrac{1}{2}$") == canonical_text(r"\\frac{1}{2}")
+        True
+    """
+    s = answer.strip()
+    while len(s) >= 2 and s[0] == "$" and s[-1] == "$":
+        s = s[1:-1].strip()
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _SPACING_RE.sub("", s)
+    if "\\text" in s or "\\mbox" in s:
+        return _WS_RE.sub(" ", s).strip()
+    return _WS_RE.sub("", s)
+
+
+# ---------------------------------------------------------------- math-verify, no timeouts inside
+
+
+class Deadline(BaseException):
+    """Raised by the in-process alarm. A BaseException so math-verify's ``except Exception`` can't eat it."""
+
+
+@lru_cache(maxsize=1)
+def _math_verify() -> Any:
+    import logging
+
+    import math_verify
+
+    # It warns once that its timeouts are off (we bound time ourselves) and on every parse failure.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    return math_verify
+
+
+@lru_cache(maxsize=4096)
+def _parse(answer: str) -> tuple[Any, ...]:
+    mv = _math_verify()
+    config = [mv.LatexExtractionConfig(boxed_match_priority=0), mv.ExprExtractionConfig()]
+    body = answer.strip()
+    wrapped = body if body.startswith("\\boxed") else "\\boxed{" + body + "}"
+    return tuple(mv.parse(wrapped, extraction_config=config, parsing_timeout=None))
+
+
+def _mv_equal(gold_parsed: tuple[Any, ...], pred_parsed: tuple[Any, ...]) -> bool:
+    return bool(_math_verify().verify(list(gold_parsed), list(pred_parsed), timeout_seconds=None))
+
+
+def compare_math(pred: str, gold: str) -> tuple[str, str]:
+    """math-verify's judgement with no time bound: ``(status, detail)``. Run it under a deadline.
+
+    Example:
+        >>> compare_math("0.5", r"\\frac{1}{2}")
+        ('correct', '')
+    """
+    if canonical_text(pred) == canonical_text(gold):
+        return "correct", ""
+    gold_parsed = _parse(gold)
+    if not gold_parsed:
+        return "unparsable", f"math-verify could not parse the gold answer {gold!r}"
+    pred_parsed = _parse(pred)
+    if not pred_parsed:
+        return "unparsable", "math-verify could not parse the prediction"
+    return ("correct" if _mv_equal(gold_parsed, pred_parsed) else "incorrect"), ""
+
+
+def equivalent_math(a: str, b: str) -> bool:
+    """Symmetric math equivalence (both directions of math-verify), no time bound."""
+    if canonical_text(a) == canonical_text(b):
+        return True
+    pa, pb = _parse(a), _parse(b)
+    if not pa or not pb:
+        return False
+    return _mv_equal(pa, pb) and _mv_equal(pb, pa)
+
+
+def run_with_deadline(fn: Any, *args: Any, timeout: float | None) -> Any:
+    """Call ``fn(*args)``; raise :class:`Deadline` after ``timeout`` s (main thread only, else unbounded).
+
+    A timer already armed by someone else (pytest-timeout, math-verify) is restored afterwards.
+    """
+    if (
+        not timeout
+        or timeout <= 0
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+    ):
+        return fn(*args)
+
+    def _on_alarm(signum: int, frame: Any) -> None:
+        raise Deadline()
+
+    start = time.monotonic()
+    old_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_delay > 0:
+            remaining = max(old_delay - (time.monotonic() - start), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, remaining, old_interval)
+
+
+def judge_inprocess(pred: str, gold: str, timeout: float | None) -> tuple[str, str, float]:
+    """``compare_math`` under the in-process deadline: ``(status, detail, seconds)``."""
+    start = time.monotonic()
+    try:
+        status, detail = run_with_deadline(compare_math, pred, gold, timeout=timeout)
+    except Deadline:
+        status, detail = "timeout", f"math-verify took longer than {timeout:g} s"
+    except RecursionError:
+        status, detail = "unparsable", "expression too deeply nested"
+    except MemoryError:
+        status, detail = "timeout", "out of memory while comparing"
+    return status, detail, time.monotonic() - start
+
+
+# ---------------------------------------------------------------- public API
+
+
+def verify_answer(pred: str | None, gold: str, *, mode: str = "math", timeout: float = 5.0) -> Verdict:
+    """Check an already-extracted answer against the gold answer.
+
+    In "math" mode math-verify runs in this process, bounded by ``timeout`` only on the main thread;
+    use :func:`verify_batch` for a hard bound everywhere.
+
+    Example:
+        >>> verify_answer("25", "025", mode="aime").status
+        'correct'
+        >>> verify_answer(r"\\frac{1}{2}", "0.5").correct
+        True
+        >>> verify_answer(None, "3").status
+        'no_answer'
+    """
+    check_mode(mode)
+    gold_key = check_gold(gold, mode)
+    early = decide_without_sympy(pred, gold, gold_key, mode)
+    if early is not None:
+        return early
+    assert pred is not None
+    status, detail, seconds = judge_inprocess(pred, gold, timeout)
+    return Verdict(status, pred, gold, detail, seconds)
+
+
+def decide_without_sympy(pred: str | None, gold: str, gold_key: str, mode: str) -> Verdict | None:
+    """The verdict when it needs no math-verify (no answer, AIME, identical text); else ``None``."""
+    if pred is None or not pred.strip():
+        return Verdict("no_answer", None, gold, "no answer to check")
+    if mode == "aime":
+        value = normalize_aime(pred)
+        if value is None:
+            return Verdict("incorrect", pred, gold, "prediction is not an integer from 0 to 999")
+        return Verdict("correct" if value == gold_key else "incorrect", pred, gold)
+    if canonical_text(pred) == canonical_text(gold):
+        return Verdict("correct", pred, gold)
+    return None
+
+
+def verify_completion(
+    completion: str,
+    gold: str,
+    *,
+    mode: str = "math",
+    think: str = "auto",
+    prompt_has_think: bool = False,
+    fallback: bool = False,
+    timeout: float = 5.0,
+) -> Verdict:
+    """Extract the final answer from a completion and check it.
+
+    ``think``: "required" (no ``</think>`` means status "unfinished"), "optional" (answer taken after
+    ``</think>`` when present, else from the whole text), "auto" (required when ``<think>`` is in the
+    completion or ``prompt_has_think``).
+
+    Example:
+        >>> verify_completion("<think>2*2</think>So $\\\\boxed{4}$.", "4").status
+        'correct'
+        >>> verify_completion("<think>2*2 = \\\\boxed{4} and then", "4").status
+        'unfinished'
+    """
+    check_mode(mode)
+    check_gold(gold, mode)
+    extracted, early, detail = answer_from_completion(
+        completion, mode=mode, think=think, prompt_has_think=prompt_has_think, fallback=fallback
+    )
+    if early is not None:
+        return Verdict(early, None, gold, detail)
+    return verify_answer(extracted, gold, mode=mode, timeout=timeout)
+
+
+def answers_equivalent(a: str, b: str, *, mode: str = "math", timeout: float = 5.0) -> bool:
+    """Whether two predicted answers mean the same thing (for majority-vote grouping).
+
+    Symmetric: in "math" mode math-verify must accept each as gold for the other. In "aime" mode both
+    are compared as integers when both are integers 0..999, else as text. A timeout counts as "not
+    equivalent" (bounded on the main thread only; see :func:`run_with_deadline`).
+
+    Example:
+        >>> answers_equivalent("025", "25", mode="aime"), answers_equivalent(r"\\frac{1}{2}", "0.5")
+        (True, True)
+    """
+    check_mode(mode)
+    if mode == "aime":
+        na, nb = normalize_aime(a), normalize_aime(b)
+        if na is not None and nb is not None:
+            return na == nb
+        return canonical_text(a) == canonical_text(b)
+    try:
+        return bool(run_with_deadline(equivalent_math, a, b, timeout=timeout))
+    except (Deadline, RecursionError, MemoryError):
+        return False
