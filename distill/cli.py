@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -18,7 +19,15 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from distill import __version__
-from distill.config import ConfigError, _unwrap_optional, dump_config, field_types, resolve_config
+from distill.config import (
+    ConfigError,
+    _unwrap_optional,
+    dump_config,
+    field_types,
+    load_recipe,
+    parse_sets,
+    resolve_config,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,16 @@ COMMANDS: list[Command] = [
             "distill tiny --arch qwen2 --out tiny-model\n"
             "  distill tiny --arch llama --layers 4 --out tiny-llama\n"
             "  distill tiny --recipe recipes/nano.yaml --print-config"),
+    Command("nano-task", "distill.configs.nano_task:NanoTaskConfig", "distill.stages.nano_task:run",
+            "write the nano arithmetic task: train/held-out problems and a warm-up SFT set",
+            "distill nano-task --out out/nano/task\n"
+            "  distill nano-task --train-problems 500 --heldout-problems 100 --seed 1 --out /tmp/nano"),
+    Command("pipeline", "distill.configs.pipeline:PipelineConfig", "distill.pipeline:run",
+            "run a recipe's steps in order (resumable; finished steps are skipped) and write a report",
+            "distill pipeline --recipe recipes/nano.yaml\n"
+            "  distill pipeline --recipe recipes/nano.yaml --seed 1 --out out/nano-seed1\n"
+            "  distill pipeline --recipe recipes/nano.yaml --from grpo --until eval-teacher\n"
+            "  distill pipeline --recipe recipes/nano.yaml --dry-run"),
 ]
 
 
@@ -57,7 +76,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         if not meta.get("flag", True):
             continue
         tp, _ = _unwrap_optional(types_[f.name])
-        flag = "--" + f.name.replace("_", "-")
+        flag = meta["flag"] if isinstance(meta.get("flag"), str) else "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else (
             f.default_factory() if f.default_factory is not MISSING else None)
         help_ = meta.get("help", "")
@@ -118,6 +137,14 @@ def resolve_command_config(cmd: Command, args: argparse.Namespace) -> Any:
                           known_sections=section_names())
 
 
+def full_recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole recipe with every section's ``--set`` overrides merged in (for commands that drive others)."""
+    data = load_recipe(args.recipe) if args.recipe else {}
+    for section, values in parse_sets(args.sets, args.command).items():
+        data[section] = {**(data.get(section) or {}), **values}
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -133,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             sys.stdout.write(dump_config(cmd.name, cfg))
             return 0
-        _load(cmd.run)(cfg)
+        runner = _load(cmd.run)
+        if "recipe" in inspect.signature(runner).parameters:
+            runner(cfg, recipe=full_recipe(args))
+        else:
+            runner(cfg)
     except USER_ERRORS as exc:
         print(f"distill {cmd.name}: error: {exc}", file=sys.stderr)
         return 2

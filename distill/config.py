@@ -41,10 +41,11 @@ class ConfigError(ValueError):
 
 
 def option(default: Any = MISSING, help: str = "", *, choices: typing.Sequence[Any] | None = None,
-           flag: bool = True, secret: bool = False, default_factory: Any = MISSING) -> Any:
+           flag: bool | str = True, secret: bool = False, default_factory: Any = MISSING) -> Any:
     """A dataclass field with its help text, allowed values and CLI exposure.
 
-    ``flag=False`` keeps an option out of the generated flags (reachable through the recipe and ``--set``).
+    ``flag=False`` keeps an option out of the generated flags (reachable through the recipe and ``--set``);
+    a string names the flag explicitly (``flag="--from"``).
     ``secret=True`` marks a value that must never be written to ``run.json`` or logs.
     """
     meta = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag, "secret": secret}

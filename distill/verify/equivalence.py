@@ -163,11 +163,57 @@ def _math_verify() -> Any:
     return math_verify
 
 
+_UNICODE_LATEX = {
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u00d7": "\\times ",
+    "\u22c5": "\\cdot ",
+    "\u00b7": "\\cdot ",
+    "\u00f7": "\\div ",
+    "\u221e": "\\infty ",
+    "\u2264": "\\le ",
+    "\u2265": "\\ge ",
+    "\u2260": "\\ne ",
+    "\u00b0": "^\\circ ",
+    "\u222a": "\\cup ",
+    "\u2229": "\\cap ",
+    "\u2208": "\\in ",
+    "\u00b1": "\\pm ",
+    "\u00bd": "\\frac{1}{2}",
+    "\u2153": "\\frac{1}{3}",
+    "\u2154": "\\frac{2}{3}",
+    "\u00bc": "\\frac{1}{4}",
+    "\u00be": "\\frac{3}{4}",
+    "\u03c0": "\\pi ",
+    "\u03b8": "\\theta ",
+    "\u03b1": "\\alpha ",
+    "\u03b2": "\\beta ",
+    "\u00b2": "^{2}",
+    "\u00b3": "^{3}",
+}
+_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE_LATEX)))
+_SQRT_RE = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[A-Za-z])")
+
+
+def latex_from_unicode(answer: str) -> str:
+    """Spell common Unicode math symbols the LaTeX way (``½`` -> ``\\frac{1}{2}``, ``√2`` -> ``\\sqrt{2}``).
+
+    Example:
+        >>> print(latex_from_unicode("3√2×½"))
+        3\\sqrt{2}\\times \\frac{1}{2}
+    """
+    if answer.isascii():
+        return answer
+    answer = _SQRT_RE.sub(lambda m: "\\sqrt{" + m.group(1) + "}", answer)
+    answer = answer.replace("\u221a", "\\sqrt")
+    return _UNICODE_RE.sub(lambda m: _UNICODE_LATEX[m.group(0)], answer)
+
+
 @lru_cache(maxsize=4096)
 def _parse(answer: str) -> tuple[Any, ...]:
     mv = _math_verify()
     config = [mv.LatexExtractionConfig(boxed_match_priority=0), mv.ExprExtractionConfig()]
-    body = answer.strip()
+    body = latex_from_unicode(answer.strip())
     wrapped = body if body.startswith("\\boxed") else "\\boxed{" + body + "}"
     return tuple(mv.parse(wrapped, extraction_config=config, parsing_timeout=None))
 

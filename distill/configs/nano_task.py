@@ -1,0 +1,26 @@
+"""Config of ``distill nano-task``: the synthetic, verifiable arithmetic task of the nano recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distill.config import option
+
+
+@dataclass
+class NanoTaskConfig:
+    out: str = option("out/nano/task", "output folder: train.jsonl, heldout.jsonl, warmup/ (an SFT dataset)")
+    train_problems: int = option(2000, "problems for GRPO and trace generation")
+    heldout_problems: int = option(200, "held-out evaluation problems (never in any training set)")
+    warmup_examples: int = option(4000, "gold-trace examples that warm the tiny base model up")
+    min_value: int = option(10, "smallest operand")
+    max_value: int = option(999, "largest operand")
+    seed: int = option(0, "seed of the problem generator")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_value < self.max_value:
+            raise ValueError(f"need 0 <= min_value < max_value (got {self.min_value}, {self.max_value})")
+        pairs = (self.max_value - self.min_value + 1) ** 2
+        wanted = self.train_problems + self.heldout_problems + self.warmup_examples
+        if wanted > pairs // 2:
+            raise ValueError(f"{wanted} problems requested but only {pairs} operand pairs exist; widen the range")

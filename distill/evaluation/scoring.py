@@ -1,0 +1,148 @@
+"""Score n completions per problem: verdicts from :mod:`distill.verify`, numbers from :mod:`distill.metrics`.
+
+This is the only scoring code of ``distill eval``: the lm-eval hooks (per problem, inside the harness) and
+the re-scoring of completion files and lm-eval samples (the authoritative ``results.json``) both call it.
+lm-eval's own string matching is never used.
+
+Sample counts are explicit: a problem with more than ``n`` completions is scored on its first ``n`` (the
+surplus is counted as ``samples_dropped``); a problem with fewer is scored on what it has and listed under
+``missing`` with ``complete: false`` -- never padded with wrong answers, never silently averaged in.
+
+>>> problems = [ProblemCompletions("a", "25", [r"\\boxed{025}", r"\\boxed{7}"])]
+>>> scored = score_problems(problems, verify_problems(problems, VerifySettings(mode="aime", workers=0)), n=2,
+...                         mode="aime")
+>>> scored.results["pass@1"], scored.results["cons@2"], scored.results["pass@2"]
+(0.5, 1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill.metrics import score_samples
+from distill.verify import Verdict, answers_equivalent, verify_batch
+
+
+@dataclass
+class ProblemCompletions:
+    """One problem's gold answer and its completions, in sample order."""
+
+    id: str
+    gold: str
+    completions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How completions are checked (see :func:`distill.verify.verify_completion`)."""
+
+    mode: str = "math"                # "aime": integers 0-999 (025 == 25); "math": math-verify
+    think: str = "auto"               # "auto" | "required" | "optional"
+    prompt_has_think: bool = False    # the prompt ended with <think> (prefill or the model's template)
+    fallback: bool = False            # also accept "the answer is X" when there is no \boxed{}
+    timeout: float = 5.0              # seconds per answer check
+    workers: int | None = None        # verification processes (None: one per CPU; 0: in this process)
+
+
+@dataclass
+class Scored:
+    results: dict[str, Any]           # results.json
+    problems: list[dict[str, Any]]    # problems.jsonl: one row per problem
+    samples: list[dict[str, Any]]     # samples.jsonl: one row per completion
+
+
+def verify_problems(problems: Sequence[ProblemCompletions], settings: VerifySettings, *,
+                    progress: bool = False) -> list[list[Verdict]]:
+    """One verdict per completion, grouped by problem (one process pool for the whole set)."""
+    completions: list[str] = []
+    golds: list[str] = []
+    for p in problems:
+        completions.extend(p.completions)
+        golds.extend([p.gold] * len(p.completions))
+    flat = verify_batch(completions, golds, mode=settings.mode, think=settings.think,
+                        prompt_has_think=settings.prompt_has_think, fallback=settings.fallback,
+                        timeout=settings.timeout, workers=settings.workers, progress=progress) if completions else []
+    out, start = [], 0
+    for p in problems:
+        out.append(flat[start:start + len(p.completions)])
+        start += len(p.completions)
+    return out
+
+
+def answer_equivalence(mode: str, timeout: float = 5.0) -> Callable[[str, str], bool]:
+    """Majority-vote grouping: same text is the same answer; otherwise the truth layer decides (memoised)."""
+    cache: dict[tuple[str, str], bool] = {}
+
+    def equivalent(a: str, b: str) -> bool:
+        if a.strip() == b.strip():
+            return True
+        key = (a, b) if a <= b else (b, a)
+        if key not in cache:
+            cache[key] = answers_equivalent(a, b, mode=mode, timeout=timeout)
+        return cache[key]
+
+    return equivalent
+
+
+def score_problems(problems: Sequence[ProblemCompletions], verdicts: Sequence[Sequence[Verdict]], *, n: int,
+                   mode: str, timeout: float = 5.0) -> Scored:
+    """pass@1 (mean over n, with stderr and a bootstrap CI), cons@n, pass@k and per-problem rows."""
+    if len(problems) != len(verdicts):
+        raise ValueError(f"{len(problems)} problems but {len(verdicts)} verdict lists")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    per_problem, sample_rows, dropped = [], [], 0
+    statuses: Counter[str] = Counter()
+    by_id: dict[str, dict[str, Any]] = {}
+    for problem, pv in zip(problems, verdicts, strict=True):
+        if len(pv) != len(problem.completions):
+            raise ValueError(f"problem {problem.id!r}: {len(problem.completions)} completions but {len(pv)} verdicts")
+        dropped += max(0, len(pv) - n)
+        kept = list(pv[:n])
+        per_problem.append({"id": problem.id, "correct": [v.correct for v in kept],
+                            "answers": [v.extracted for v in kept]})
+        counts = Counter(v.status for v in kept)
+        statuses.update(counts)
+        by_id[problem.id] = {"gold": problem.gold, "statuses": dict(sorted(counts.items()))}
+        for j, v in enumerate(kept):
+            sample_rows.append({"id": problem.id, "sample": j, "extracted": v.extracted, "correct": v.correct,
+                                "status": v.status})
+    if not any(len(row["correct"]) for row in per_problem):
+        raise ValueError(f"no completions to score ({len(problems)} problems, all without completions)")
+    scored = score_samples(per_problem, n_expected=n, equivalent=answer_equivalence(mode, timeout),
+                           allow_missing=True)
+    missing = scored.pop("missing", [])
+    rows = []
+    for row in scored.pop("per_problem"):
+        extra = by_id[row["id"]]
+        rows.append({"id": row["id"], "gold": extra["gold"], **{k: v for k, v in row.items() if k != "id"},
+                     "statuses": extra["statuses"]})
+    have = [len(p["correct"]) for p in per_problem]
+    results = {
+        **scored,
+        "complete": not missing,
+        "missing": missing,
+        "samples_scored": len(sample_rows),
+        "samples_dropped": dropped,
+        "samples_per_problem": {"min": min(have), "max": max(have)},
+        "status_counts": dict(sorted(statuses.items())),
+        "verify_mode": mode,
+    }
+    return Scored(results=results, problems=rows, samples=sample_rows)
+
+
+def problem_metrics(completions: Sequence[str], gold: str, settings: VerifySettings) -> dict[str, float]:
+    """lm-eval's per-document metrics for one problem: pass@1, cons@n and pass@k (k = 1, 2, 4, ..., n).
+
+    The harness averages them over problems, which gives the same pass@1 / cons@n / pass@k as
+    :func:`score_problems` on the whole set.
+    """
+    problem = ProblemCompletions("doc", gold, [c if isinstance(c, str) else "" for c in completions])
+    verdicts = verify_problems([problem], settings)
+    scored = score_problems([problem], verdicts, n=len(problem.completions), mode=settings.mode,
+                            timeout=settings.timeout)
+    return {k: float(v) for k, v in scored.results.items()
+            if (k.startswith("pass@") or k.startswith("cons@")) and not isinstance(v, list) and "_" not in k}

@@ -1,0 +1,81 @@
+"""The benchmarks ``distill eval --task`` knows, and where their lm-eval task files live.
+
+Each benchmark is one lm-eval task in ``eval/`` (``eval/aime24.yaml`` ...), loaded with
+``TaskManager(include_path=eval_dir())``. The lm-eval task names carry a ``distill_`` prefix so they never
+shadow lm-eval's own greedy, string-matched ``aime24``/``aime25`` tasks.
+
+Where ``eval/`` is found, first hit wins (documented in ``eval/README.md``):
+
+1. ``$DISTILL_EVAL_DIR``;
+2. ``<checkout>/eval`` beside the ``distill`` package (a git checkout or an editable install);
+3. ``<sys.prefix>/share/distill/eval`` (where a wheel built with the ``eval/`` files as data files puts them).
+
+>>> get_task("aime24").mode, get_task("aime24").lm_eval_name
+('aime', 'distill_aime24')
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.errors import DistillError
+
+EVAL_DIR_ENV = "DISTILL_EVAL_DIR"
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    name: str                 # what --task takes
+    title: str                # for tables and cards
+    lm_eval_name: str         # the task name inside eval/*.yaml
+    mode: str                 # distill.verify mode: "aime" (integers 0-999, 025 == 25) or "math" (math-verify)
+    hub_id: str | None        # default data source; None: --data-file is required
+    hub_split: str | None
+    id_column: str | None     # None: distill.data.problems picks id/unique_id/... or hashes the text
+
+
+#    name        title         lm-eval task          mode    hub id (default data)             split
+TASKS: dict[str, EvalTask] = {t.name: t for t in [
+    EvalTask("aime24",  "AIME 2024",   "distill_aime24",  "aime", "HuggingFaceH4/aime_2024",  "train", None),
+    EvalTask("aime25",  "AIME 2025",   "distill_aime25",  "aime", "yentinglin/aime_2025",     "train", None),
+    EvalTask("math500", "MATH-500",    "distill_math500", "math", "HuggingFaceH4/MATH-500",   "test",  "unique_id"),
+    # Any local problem file (e.g. the nano recipe's held-out set): --data-file is required.
+    EvalTask("custom",  "custom set",  "distill_custom",  "math", None,                       None,    None),
+]}  # fmt: skip
+
+
+def get_task(name: str) -> EvalTask:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise DistillError(f"unknown eval task {name!r}. Valid tasks: {', '.join(TASKS)}") from None
+
+
+def eval_dir_candidates() -> list[Path]:
+    out = []
+    env = os.environ.get(EVAL_DIR_ENV)
+    if env:
+        out.append(Path(env).expanduser())
+    out.append(Path(__file__).resolve().parents[2] / "eval")
+    out.append(Path(sys.prefix) / "share" / "distill" / "eval")
+    return out
+
+
+def eval_dir() -> Path:
+    """The folder holding the lm-eval task YAMLs and their hooks module."""
+    for cand in eval_dir_candidates():
+        if (cand / "distill_tasks.py").is_file():
+            return cand
+    looked = ", ".join(str(c) for c in eval_dir_candidates())
+    raise DistillError(f"lm-eval task folder not found (looked in: {looked}). Run from a checkout of distill, "
+                       f"or set {EVAL_DIR_ENV} to the repository's eval/ folder.")
+
+
+def task_yaml(task: EvalTask) -> Path:
+    path = eval_dir() / f"{task.name}.yaml"
+    if not path.is_file():
+        raise DistillError(f"{path} is missing: the eval/ folder does not match this version of distill")
+    return path

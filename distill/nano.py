@@ -1,0 +1,81 @@
+"""The nano task: multi-digit addition with a column-by-column ``<think>`` trace and a boxed answer.
+
+Small enough that a 1M-parameter model learns it on one CPU core in minutes, verifiable by the same truth
+layer as AIME, and with held-out problems that no training set contains. A worked trace for 347 + 586::
+
+    <think>
+    7+6+0=13 -> 3
+    4+8+1=13 -> 33
+    3+5+1=9 -> 933
+    </think>
+
+    \\boxed{933}
+
+>>> gold_trace(347, 586).splitlines()[1]
+'7+6+0=13 -> 3'
+>>> check_working(gold_trace(347, 586), 347, 586)
+True
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from distill.chat_template import assistant_content
+
+
+def problem_text(a: int, b: int) -> str:
+    return f"What is {a} + {b}?"
+
+
+def column_lines(a: int, b: int) -> list[str]:
+    """One line per digit column, least significant first: ``da+db+carry=s -> partial result``."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    width = max(len(da), len(db))
+    carry, partial, lines = 0, "", []
+    for i in range(width):
+        x = int(da[i]) if i < len(da) else 0
+        y = int(db[i]) if i < len(db) else 0
+        s = x + y + carry
+        partial = str(s % 10) + partial
+        lines.append(f"{x}+{y}+{carry}={s} -> {partial}")
+        carry = s // 10
+    if carry:
+        partial = "1" + partial
+        lines.append(f"0+0+1=1 -> {partial}")
+    return lines
+
+
+def gold_trace(a: int, b: int) -> str:
+    """The assistant turn for ``a + b`` in the R1 training format."""
+    return assistant_content("\n".join(column_lines(a, b)), f"\\boxed{{{a + b}}}")
+
+
+_LINE = re.compile(r"^(\d)\+(\d)\+(\d)=(\d+) -> (\d+)$")
+
+
+def check_working(completion: str, a: int, b: int) -> bool:
+    """True when every column line of the reasoning is the correct one (not only the final answer)."""
+    body = completion.split("<think>", 1)[-1].split("</think>", 1)[0]
+    lines = [ln.strip() for ln in body.strip().splitlines() if ln.strip()]
+    return lines == column_lines(a, b)
+
+
+def operands(problem: str) -> tuple[int, int]:
+    m = re.search(r"What is (\d+) \+ (\d+)\?", problem)
+    if not m:
+        raise ValueError(f"not a nano problem: {problem!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def sample_pairs(n: int, lo: int, hi: int, rng: random.Random, exclude: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``n`` distinct operand pairs not in ``exclude`` (which is updated)."""
+    out: list[tuple[int, int]] = []
+    while len(out) < n:
+        pair = (rng.randint(lo, hi), rng.randint(lo, hi))
+        if pair in exclude:
+            continue
+        exclude.add(pair)
+        out.append(pair)
+    return out
