@@ -27,12 +27,10 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python scripts/vllm_cpu_metadata.py
 	touch $@
 
+# The main job: the whole R1 story on the CPU (recipes/nano.yaml), report in out/nano/report.md.
 demo: venv
-	$(BIN)/distill tiny --arch qwen2 --out out/demo/tiny-model --overwrite
-	$(BIN)/python -c "from transformers import AutoTokenizer, AutoModelForCausalLM; \
-	t = AutoTokenizer.from_pretrained('out/demo/tiny-model'); m = AutoModelForCausalLM.from_pretrained('out/demo/tiny-model'); \
-	print(t.apply_chat_template([{'role': 'user', 'content': 'What is 2 + 3?'}], tokenize=False, add_generation_prompt=True)); \
-	print(sum(p.numel() for p in m.parameters()), 'parameters loaded offline')"
+	$(BIN)/distill pipeline --recipe recipes/nano.yaml
+	@echo; cat out/nano/report.md | sed -n '/## Held-out/,/^$$/p'
 
 # The test command CI runs: everything that runs on a CPU, vLLM included; gpu tests skip with a reason.
 test: venv

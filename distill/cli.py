@@ -50,6 +50,60 @@ COMMANDS: list[Command] = [
             "write the nano arithmetic task: train/held-out problems and a warm-up SFT set",
             "distill nano-task --out out/nano/task\n"
             "  distill nano-task --train-problems 500 --heldout-problems 100 --seed 1 --out /tmp/nano"),
+    Command("grpo", "distill.configs.grpo:GRPOStageConfig", "distill.stages.grpo:run",
+            "R1-Zero teacher: GRPO on a base model with rule-based rewards (TRL; vLLM rollouts on GPUs)",
+            "distill grpo --recipe recipes/teacher/r1-zero-qwen-7b.yaml\n"
+            "  distill grpo --recipe recipes/teacher/r1-zero-qwen-7b.yaml --print-config\n"
+            "  distill grpo --recipe recipes/teacher/r1-zero-qwen-1.5b.yaml --set grpo.beta=0.01 --max-steps 200\n"
+            "  distill grpo --recipe recipes/teacher/r1-zero-qwen-7b.yaml --resume   # after a crash or Ctrl-C\n"
+            "  sbatch scripts/slurm/grpo.slurm recipes/teacher/r1-zero-qwen-7b.yaml  # vLLM server mode\n"
+            "  distill grpo --recipe recipes/teacher/tiny.yaml   # CPU, minutes (after the nano base exists)\n"
+            "Watch OUT/metrics.jsonl, OUT/eval.jsonl and OUT/plots/*.png; the final model is OUT itself."),
+    Command("generate", "distill.configs.generate:GenerateConfig", "distill.stages.generate:run",
+            "long-CoT traces from a teacher (vllm, hf or an OpenAI-compatible endpoint): n per problem, "
+            "sharded, resumable",
+            "distill generate --teacher deepseek-ai/DeepSeek-R1-Distill-Qwen-32B --dataset problems.jsonl "
+            "--num-samples 4 --out out/traces\n"
+            "  distill generate --recipe recipes/generate/r1-distill-32b.yaml --tensor-parallel-size 2 "
+            "--data-parallel-size 4\n"
+            "  distill generate --engine openai --base-url http://127.0.0.1:8000/v1 --teacher served-name "
+            "--dataset problems.jsonl --out out/traces\n"
+            "  distill generate --recipe recipes/generate/deepseek-api.yaml --dataset problems.jsonl "
+            "--out out/traces-r1   # key from $DEEPSEEK_API_KEY\n"
+            "  distill generate --engine hf --teacher out/tiny-model --dataset problems.jsonl --max-tokens 256 "
+            "--out /tmp/traces\n"
+            "  distill generate ... --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID   "
+            "# see scripts/slurm/generate.slurm\n"
+            "  distill generate ... --answer-column '' --id-column uid   # no gold answers: no verdicts\n"
+            "Rerunning the same command resumes: (problem, sample) pairs already written are skipped."),
+    Command("filter", "distill.configs.filter:FilterConfig", "distill.stages.filter:run",
+            "rejection sampling: keep correct, complete, readable, uncontaminated traces -> SFT dataset",
+            "distill filter --traces out/traces --out out/sft-data\n"
+            "  distill filter --recipe recipes/filter/default.yaml --traces out/traces-r1 out/traces-qwq --out out/sft\n"
+            "  distill filter --traces out/traces --out out/sft --tokenizer Qwen/Qwen2.5-Math-7B --max-tokens 16384\n"
+            "  distill filter --traces out/traces --out out/sft --decontaminate-files aime24.jsonl math500.jsonl\n"
+            "  distill filter --traces out/traces --out out/sft --select shortest --max-per-problem 1 --reverify"),
+    Command("sft", "distill.configs.sft:SFTStageConfig", "distill.stages.sft:run",
+            "fine-tune a student on the filtered traces (TRL SFT; one GPU to many nodes; LoRA optional)",
+            "distill sft --recipe recipes/students/qwen-7b.yaml --dataset out/sft-data --out out/qwen-7b\n"
+            "  distill sft --recipe recipes/students/qwen-7b.yaml --dataset out/sft-data --plan\n"
+            "  distill sft --student llama-8b --dataset out/sft-data --max-length 16384 --num-processes 8 --strategy zero2\n"
+            "  distill sft --recipe recipes/students/llama-70b.yaml --dataset out/sft-data --lora --strategy zero3\n"
+            "  distill sft --recipe recipes/students/tiny-qwen.yaml --dataset out/nano/task/warmup --max-steps 50\n"
+            "  distill sft --recipe recipes/students/qwen-7b.yaml --dataset out/sft-data --resume   # after a crash"),
+    Command("eval", "distill.configs.evaluate:EvalConfig", "distill.stages.evaluate:run",
+            "pass@1 over n samples, cons@n and pass@k the DeepSeek-R1 way (lm-eval + distill.verify)",
+            "distill eval --task aime24 --model out/qwen-7b\n"
+            "  distill eval --task aime24 --model deepseek-ai/DeepSeek-R1-Distill-Qwen-7B --samples 64 "
+            "--tensor-parallel-size 2\n"
+            "  distill eval --task math500 --model out/qwen-7b --data-file data/math500.jsonl --limit 50\n"
+            "  distill eval --task aime24 --model tiny-model --backend hf --samples 4 --max-tokens 32\n"
+            "  distill eval --task aime24 --completions completions.jsonl --data-file aime24.jsonl --out out/rescore"),
+    Command("card", "distill.configs.card:CardConfig", "distill.stages.card:run",
+            "write MODEL_CARDS/<student>.md: recipe, lineage from run.json files, measured vs paper numbers",
+            "distill card --student qwen-7b\n"
+            "  distill card --student qwen-7b --sft-dir out/qwen-7b --eval-dir out/eval/qwen-7b\n"
+            "  distill card --student all"),
     Command("pipeline", "distill.configs.pipeline:PipelineConfig", "distill.pipeline:run",
             "run a recipe's steps in order (resumable; finished steps are skipped) and write a report",
             "distill pipeline --recipe recipes/nano.yaml\n"

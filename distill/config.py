@@ -294,7 +294,7 @@ def dump_config(section: str, cfg: Any) -> str:
     lines = [f"{section}:"]
     values = config_to_dict(cfg)
     for f in fields(cfg):
-        text = yaml.safe_dump({f.name: values[f.name]}, default_flow_style=None, sort_keys=False,
+        text = yaml.safe_dump({f.name: values[f.name]}, default_flow_style=False, sort_keys=False,
                               width=1000).rstrip("\n")
         body = text.splitlines()
         help_ = f.metadata.get("help", "")

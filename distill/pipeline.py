@@ -21,7 +21,7 @@ from typing import Any
 from distill.config import ConfigError, build_config, config_to_dict, deep_merge, dump_config
 from distill.configs.pipeline import PipelineConfig
 from distill.errors import DistillError
-from distill.runinfo import is_complete
+from distill.runinfo import is_complete, read_run
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,18 @@ def _check_gates(cfg: PipelineConfig, step: Step) -> list[str]:
     return notes
 
 
+def _clear_output(step: Step, root: Path, why: str) -> None:
+    """Remove a finished step's stale output before rerunning it (only folders inside the pipeline's root)."""
+    import shutil
+
+    target = step.out.resolve()
+    if root.resolve() not in target.parents:
+        raise DistillError(f"step {step.name!r} must rerun ({why}) but its output {step.out} lies outside "
+                           f"the pipeline folder {root}; delete it yourself or point the step inside {root}")
+    print(f"{step.name}: stale ({why}); removing {step.out}")
+    shutil.rmtree(target)
+
+
 def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
     from distill.cli import COMMANDS, _load
 
@@ -125,6 +137,10 @@ def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
         tmp.write_text(json.dumps(state, indent=2, default=str))
         tmp.replace(state_path)
 
+    def lineage(upto: int) -> dict[str, Any]:
+        """The run ids of the steps before ``upto``: a step is stale when they changed since it ran."""
+        return {s.name: (read_run(s.out) or {}).get("run_id") for s in steps[:upto]}
+
     for i, step in enumerate(steps):
         if i < first:
             if not is_complete(step.out, step.config):
@@ -134,15 +150,22 @@ def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
         if i > last:
             break
         done = is_complete(step.out, step.config)
+        recorded = state["steps"].get(step.name, {}).get("upstream")
+        stale = [k for k, v in lineage(i).items() if recorded is not None and recorded.get(k) != v]
         if cfg.dry_run:
             print(f"# step {step.name} ({step.stage}) -> {step.out}: {'complete, skip' if done and not cfg.force else 'run'}")
             print(dump_config(step.stage, step.config))
             continue
-        if done and not cfg.force:
+        if done and not cfg.force and not stale:
             print(f"[{i + 1}/{len(steps)}] {step.name} ({step.stage}): complete in {step.out}, skipped")
-            state["steps"].setdefault(step.name, {}).update(status="complete", out=str(step.out))
+            entry = state["steps"].setdefault(step.name, {})
+            entry.update(status="complete", out=str(step.out))
+            entry.setdefault("upstream", lineage(i))
             _check_gates(cfg, step)
             continue
+        if done:
+            why = f"upstream step {stale[0]!r} reran" if stale else "--force"
+            _clear_output(step, out, why)
         print(f"[{i + 1}/{len(steps)}] {step.name} ({step.stage}) -> {step.out}", flush=True)
         state["steps"][step.name] = {"stage": step.stage, "out": str(step.out), "status": "running"}
         save()
@@ -153,7 +176,8 @@ def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
             state["steps"][step.name].update(status="failed", wall_time_s=round(time.time() - start, 1))
             save()
             raise
-        state["steps"][step.name].update(status="complete", wall_time_s=round(time.time() - start, 1))
+        state["steps"][step.name].update(status="complete", wall_time_s=round(time.time() - start, 1),
+                                         upstream=lineage(i))
         save()
         print(f"[{i + 1}/{len(steps)}] {step.name} done in {time.time() - start:.1f} s", flush=True)
         state["steps"][step.name]["gates"] = _check_gates(cfg, step)

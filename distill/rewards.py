@@ -291,7 +291,8 @@ def build_rewards(spec: dict[str, dict[str, Any] | None]) -> tuple[list[RewardFn
     its label, so TRL logs them apart. Unknown names or parameters are a ValueError listing valid ones.
 
     Example:
-        >>> fns, weights = build_rewards({"accuracy": {"weight": 1.0, "mode": "aime"}, "format": {"weight": 0.2}})
+        >>> spec = {"accuracy": {"weight": 1.0, "mode": "aime"}, "format": {"weight": 0.2}}
+        >>> fns, weights = build_rewards(spec)
         >>> [f.__name__ for f in fns], weights
         (['accuracy', 'format'], [1.0, 0.2])
     """
@@ -314,7 +315,8 @@ def build_rewards(spec: dict[str, dict[str, Any] | None]) -> tuple[list[RewardFn
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise ValueError(
-                f"reward {label!r}: unknown parameter(s) {unknown}; valid: {sorted(valid + ['reward', 'weight'])}"
+                f"reward {label!r}: unknown parameter(s) {unknown}; "
+                f"valid: {sorted([*valid, 'reward', 'weight'])}"
             )
         fns.append(_named(factory(**params), str(label)))
         weights.append(float(weight))

@@ -57,6 +57,15 @@ def test_changed_config_reruns_only_that_step(recipe, tmp_path, capsys):
     assert "task (nano-task): complete" in out and "[2/2] model (tiny) ->" in out
 
 
+def test_a_rerun_step_makes_later_steps_rerun(recipe, tmp_path, capsys):
+    assert main(["pipeline", "--recipe", str(recipe)]) == 0
+    capsys.readouterr()
+    assert main(["pipeline", "--recipe", str(recipe), "--set", "nano-task.train_problems=30"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] task (nano-task) ->" in out
+    assert "model: stale (upstream step 'task' reran)" in out and "[2/2] model (tiny) ->" in out
+
+
 def test_seed_override_reaches_steps_and_placeholders(recipe, tmp_path, capsys):
     assert main(["pipeline", "--recipe", str(recipe), "--seed", "7", "--until", "task"]) == 0
     run = json.loads((tmp_path / "run" / "task" / "run.json").read_text())

@@ -33,6 +33,16 @@ def test_recipe_validates(path):
             assert set(data[sec]) <= valid, f"{path} [{sec}]: unknown keys {set(data[sec]) - valid}"
         return
     assert sections or "pipeline" in data, f"{path}: no stage section"
+    if "pipeline" in data:
+        # A pipeline recipe's stage sections are bases that its steps complete: validate every step's config.
+        from distill.configs.pipeline import PipelineConfig
+        from distill.pipeline import plan_steps
+
+        cfg = build_config(PipelineConfig, data["pipeline"] or {}, source=f"{path} [pipeline]")
+        steps = plan_steps(cfg, data)
+        used = {s.stage for s in steps}
+        assert set(sections) <= used, f"{path}: sections no step uses: {set(sections) - used}"
+        return
     for sec in sections:
         assert sec in SECTIONS, f"{path}: unknown section {sec!r}; valid: {sorted(SECTIONS)}"
         build_config(_load(SECTIONS[sec].config), data[sec] or {}, source=f"{path} [{sec}]")

@@ -22,8 +22,8 @@ DEFAULT_REWARDS: dict[str, Any] = {"accuracy": {"weight": 1.0}, "r1_zero_format"
 @dataclass
 class GRPOStageConfig:
     # ------------------------------------------------------------------ model and data
-    model: str = option(help="base model to train: a local folder or a hub id (e.g. Qwen/Qwen2.5-Math-7B)")
-    dataset: str = option(help="training problems with verifiable answers: hub id or .jsonl/.json/.parquet/.csv")
+    model: str = option("", "base model to train: a local folder or a hub id (e.g. Qwen/Qwen2.5-Math-7B)")
+    dataset: str = option("", "training problems with verifiable answers: hub id or .jsonl/.json/.parquet/.csv")
     dataset_split: str = option("train", "split of a hub dataset")
     dataset_subset: str | None = option(None, "subset (config name) of a hub dataset")
     problem_column: str = option("problem", "column holding the problem text")
@@ -62,7 +62,8 @@ class GRPOStageConfig:
     top_p: float = option(1.0, "nucleus sampling of the rollouts")
     learning_rate: float = option(1e-6, "peak learning rate")
     lr_scheduler_type: str = option("constant", "transformers scheduler name (constant, cosine, linear, ...)")
-    warmup_ratio: float = option(0.0, "share of steps spent warming the learning rate up")
+    warmup_steps: float = option(0, "learning-rate warm-up: steps (>= 1) or a share of all steps (< 1); needs a "
+                                    "*_with_warmup, cosine or linear scheduler")
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_grad_norm: float = option(1.0, "gradient clipping")
     max_steps: int = option(-1, "optimizer steps (-1: num_train_epochs passes over the problems)")
@@ -88,9 +89,12 @@ class GRPOStageConfig:
     # ------------------------------------------------------------------ hardware and launch
     bf16: bool | None = option(None, "train in bfloat16 (default: yes on CUDA, no on CPU)")
     gradient_checkpointing: bool = option(True, "recompute activations to save memory")
-    accelerate_config: str | None = option(None, "accelerate config (recipes/accelerate/*.yaml): relaunch "
-                                                 "through `accelerate launch`")
-    num_processes: int | None = option(None, "training processes (default: the accelerate config's)")
+    strategy: str = option("ddp", "multi-GPU strategy, recipes/accelerate/<strategy>.yaml",
+                           choices=["ddp", "zero2", "zero3", "fsdp"])
+    num_processes: int = option(1, "training processes (GPUs); more than 1 relaunches through 'accelerate launch' "
+                                   "(server mode: GPUs for training, besides the vLLM server's)")
+    accelerate_config: str = option("", "accelerate config file (default: recipes/accelerate/<strategy>.yaml); "
+                                         "given, the run goes through 'accelerate launch' even with one process")
 
     # ------------------------------------------------------------------ what a user watches
     out: str = option("out/grpo", "output folder: the final model, metrics, plots, checkpoints/")
@@ -134,17 +138,20 @@ class GRPOStageConfig:
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (GRPO compares completions within a group), got "
                              f"{self.num_generations}")
-        per_round = self.per_device_train_batch_size * (self.num_processes or 1) * (
+        per_round = self.per_device_train_batch_size * self.num_processes * (
             self.steps_per_generation or self.gradient_accumulation_steps)
-        if self.num_processes is not None and per_round % self.num_generations:
+        if per_round % self.num_generations:
             raise ValueError(
                 f"a generation round holds per_device_train_batch_size x num_processes x steps_per_generation = "
-                f"{per_round} completions, not a multiple of num_generations={self.num_generations}; change one")
-        if self.num_processes is None and self.accelerate_config is None and per_round % self.num_generations:
-            raise ValueError(
-                f"per_device_train_batch_size x steps_per_generation = {per_round} is not a multiple of "
-                f"num_generations={self.num_generations} on one process; make it one (e.g. "
-                f"per_device_train_batch_size={self.num_generations}) or set num_processes")
+                f"{per_round} completions, not a multiple of num_generations={self.num_generations} (whole groups "
+                f"only); e.g. per_device_train_batch_size={self.num_generations}")
+        if self.num_processes < 1:
+            raise ValueError(f"num_processes must be >= 1, got {self.num_processes}")
+        if (self.generation != "transformers" and self.vllm_mode == "colocate"
+                and self.num_processes % self.vllm_tensor_parallel_size):
+            raise ValueError(f"colocate mode splits the {self.num_processes} training processes into vLLM groups of "
+                             f"vllm_tensor_parallel_size={self.vllm_tensor_parallel_size}: it must divide "
+                             "num_processes")
         if self.beta < 0:
             raise ValueError(f"beta (KL coefficient) must be >= 0, got {self.beta}")
         if not 0 < self.vllm_gpu_memory_utilization <= 1:

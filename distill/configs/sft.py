@@ -146,8 +146,8 @@ class SFTStageConfig:
             where = ("max_position_embeddings" if self.max_position_embeddings
                      else f"{self.student}'s {student.max_positions} positions")
             raise ValueError(
-                f"max_length {self.max_length} exceeds {where}: extend the context (set max_position_embeddings and "
-                f"rope_theta, as recipes/students/{self.student}.yaml does) or lower max_length")
+                f"max_length {self.max_length} exceeds {where}: lower max_length, or extend the context (set "
+                f"max_position_embeddings and rope_theta); recipes/students/{self.student}.yaml has settings that fit")
 
 
 def train_fingerprint(cfg: SFTStageConfig) -> str:

@@ -27,7 +27,7 @@ from distill.evaluation.tasks import get_task
 
 def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | None = None, think: str = "auto",
               prompt_has_think: bool = False, fallback: bool = False, verify_timeout: float = 5.0,
-              trust_remote_code: bool = False) -> list[dict[str, Any]]:
+              verify_workers: int | None = None, trust_remote_code: bool = False) -> list[dict[str, Any]]:
     """The task's problems as lm-eval docs; every gold answer is checked before any sampling starts."""
     from distill.data.problems import load_problems
     from distill.verify.equivalence import check_gold
@@ -38,9 +38,15 @@ def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | Non
                         "with 'problem' and 'answer' columns)")
     source = data_file or spec.hub_id
     assert source is not None
-    problems = load_problems(source, split=None if data_file else spec.hub_split,
-                             id_column=None if data_file else spec.id_column,
-                             trust_remote_code=trust_remote_code)
+    try:
+        problems = load_problems(source, split=None if data_file else spec.hub_split,
+                                 id_column=None if data_file else spec.id_column,
+                                 trust_remote_code=trust_remote_code)
+    except DataError as exc:
+        if data_file:
+            raise
+        raise DataError(f"{exc} (task {task!r} reads {source} from the hub by default; pass --data-file FILE "
+                        "for a local copy)") from None
     mode = verify_mode or spec.mode
     docs = []
     for p in problems:
@@ -52,18 +58,21 @@ def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | Non
             raise DataError(f"{source}: problem {p.id!r}: {exc} (or pass --verify-mode math)") from None
         docs.append({"id": p.id, "problem": p.problem, "answer": p.answer, "verify_mode": mode,
                      "verify_think": think, "verify_prompt_has_think": bool(prompt_has_think),
-                     "verify_fallback": bool(fallback), "verify_timeout": float(verify_timeout)})
+                     "verify_fallback": bool(fallback), "verify_timeout": float(verify_timeout),
+                     "verify_workers": -1 if verify_workers is None else int(verify_workers)})
     return docs
 
 
 def load_dataset(task: str = "aime24", data_file: str | None = None, verify_mode: str | None = None,
                  think: str = "auto", prompt_has_think: bool = False, fallback: bool = False,
-                 verify_timeout: float = 5.0, trust_remote_code: bool = False, **_metadata: Any) -> Any:
+                 verify_timeout: float = 5.0, verify_workers: int | None = None, trust_remote_code: bool = False,
+                 **_metadata: Any) -> Any:
     """lm-eval ``custom_dataset``: called with the task's ``dataset_kwargs`` and ``metadata`` as keywords."""
     import datasets
 
     docs = load_docs(task, data_file, verify_mode=verify_mode, think=think, prompt_has_think=prompt_has_think,
-                     fallback=fallback, verify_timeout=verify_timeout, trust_remote_code=trust_remote_code)
+                     fallback=fallback, verify_timeout=verify_timeout, verify_workers=verify_workers,
+                     trust_remote_code=trust_remote_code)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
@@ -80,7 +89,8 @@ def settings_from_doc(doc: dict[str, Any]) -> VerifySettings:
                           think=doc.get("verify_think") or "auto",
                           prompt_has_think=bool(doc.get("verify_prompt_has_think")),
                           fallback=bool(doc.get("verify_fallback")),
-                          timeout=float(doc.get("verify_timeout") or 5.0))
+                          timeout=float(doc.get("verify_timeout") or 5.0),
+                          workers=None if doc.get("verify_workers", -1) in (-1, None) else int(doc["verify_workers"]))
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:

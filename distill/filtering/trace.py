@@ -85,6 +85,13 @@ def _prompt_user(prompt: Any) -> str | None:
     return _text(prompt)
 
 
+def _opens_think(prompt: Any) -> bool:
+    """Whether the prompt ends inside ``<think>`` (a text prompt, or a chat prompt's prefilled assistant turn)."""
+    if isinstance(prompt, list) and prompt and isinstance(prompt[-1], dict) and prompt[-1].get("role") == "assistant":
+        prompt = prompt[-1].get("content")
+    return isinstance(prompt, str) and prompt.rstrip().endswith("<think>")
+
+
 def _int(value: Any) -> int | None:
     try:
         return None if value is None else int(value)
@@ -96,7 +103,7 @@ def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "c
     """Turn a trace row into a :class:`Trace` (``user_turn``: "chat" or "prompt", see ``FilterConfig``)."""
     completion = row.get("completion") or ""
     prompt = row.get("prompt")
-    prompt_has_think = isinstance(prompt, str) and prompt.rstrip().endswith("<think>")
+    prompt_has_think = _opens_think(prompt)
     parts = split_think(completion, prompt_has_think=prompt_has_think)
     if parts.has_think and parts.finished:
         reasoning: str | None = parts.reasoning or ""

@@ -5,7 +5,10 @@ job overruns its deadline, so nothing in here needs a timeout. Protocol (one JSO
 
 - worker -> parent, once, after imports: ``{"ready": true}`` (or ``{"error": "..."}`` and exit);
 - parent -> worker: ``{"i": job_id, "p": pred, "g": gold}``;
-- worker -> parent: ``{"i": job_id, "s": status, "d": detail}``.
+- worker -> parent: ``{"i": job_id, "s": status, "d": detail, "e": seconds, "t": time.monotonic()}``.
+
+The parent may queue several jobs; the worker runs them in order. ``t`` (the end of a job, which is the
+start of the next queued one) uses the system-wide monotonic clock, so the parent can time the next job.
 
 Results go to a private copy of fd 1; fd 1 itself is pointed at stderr so stray prints can't corrupt the
 protocol.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 
 # sys.path for the worker arrives as the first stdin line, as multiprocessing's spawn does.
@@ -43,15 +47,16 @@ def main() -> None:
         memory_mb = int(os.environ.get("DISTILL_VERIFY_MEMORY_MB", "0"))
         if memory_mb > 0:
             _limit_memory(memory_mb)
-        from distill.verify.equivalence import compare_math
+        from distill.verify.equivalence import compare_math, warm_up
 
-        compare_math("1", r"\frac{2}{2}")  # import sympy's lazy parts now, not inside the first deadline
+        warm_up()  # import and exercise math-verify now, not inside the first job's deadline
     except BaseException:  # noqa: BLE001 - report anything that stops the worker from starting
         out.write(json.dumps({"error": traceback.format_exc()}) + "\n")
         return
     out.write('{"ready": true}\n')
     for line in sys.stdin:
         job = json.loads(line)
+        start = time.monotonic()
         try:
             status, detail = compare_math(job["p"], job["g"])
         except RecursionError:
@@ -60,4 +65,5 @@ def main() -> None:
             status, detail = "timeout", "out of memory while comparing"
         except Exception as exc:  # noqa: BLE001 - one bad item must not end the batch
             status, detail = "unparsable", f"{type(exc).__name__}: {exc}"[:300]
-        out.write(json.dumps({"i": job["i"], "s": status, "d": detail}) + "\n")
+        end = time.monotonic()
+        out.write(json.dumps({"i": job["i"], "s": status, "d": detail, "e": end - start, "t": end}) + "\n")

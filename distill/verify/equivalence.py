@@ -68,19 +68,27 @@ class Verdict:
 
 
 def check_mode(mode: str) -> None:
+    """Raise ValueError unless ``mode`` is one of ``MODES``."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
 def check_gold(gold: Any, mode: str) -> str:
-    """Validate a gold answer; return its canonical AIME form in "aime" mode (else the gold itself)."""
+    """Validate a gold answer; return its canonical AIME form in "aime" mode (else the gold itself).
+
+    Raises ValueError for an empty gold, or one that is not an integer 0..999 in "aime" mode.
+
+    Example:
+        >>> check_gold("025", "aime"), check_gold(r"\\frac{1}{2}", "math")
+        ('25', '\\\\frac{1}{2}')
+    """
     if not isinstance(gold, str) or not gold.strip():
         raise ValueError(f"gold answer must be a non-empty string, got {gold!r}")
     if mode == "aime":
         canonical = normalize_aime(gold)
         if canonical is None:
             raise ValueError(
-                f"gold answer {gold!r} is not an integer from 0 to 999, so it cannot be scored in 'aime' mode;"
+                f"gold answer {gold!r} is not an integer from 0 to 999, so it can't be scored in 'aime' mode;"
                 " use mode='math' for this dataset"
             )
         return canonical
@@ -121,15 +129,16 @@ def answer_from_completion(
 
 # ---------------------------------------------------------------- exact-text shortcut
 
-_SPACING_RE = re.compile(r"\\[,;:! ]|\\left|\\right|\\displaystyle")
+_SPACING_RE = re.compile(r"\\[,;:! ]|\\(?:left|right|displaystyle)(?![A-Za-z])")
 _WS_RE = re.compile(r"\s+")
+_SPACE_NOT_BETWEEN_LETTERS_RE = re.compile(r"(?<![A-Za-z]) | (?![A-Za-z])")
 
 
 def canonical_text(answer: str) -> str:
     """A purely textual normal form: two answers with equal forms are the same LaTeX.
 
-    Drops math delimiters, spacing commands, ``\\left``/``\\right``, and (outside ``\\text``) whitespace;
-    ``\\dfrac``/``\\tfrac`` become ``\\frac``.
+    Drops math delimiters, spacing commands, ``\\left``/``\\right`` and whitespace (except one space
+    between two letters: ``\\pi r`` is not ``\\pir``); ``\\dfrac``/``\\tfrac`` become ``\\frac``.
 
     Example:
         >>> canonical_text(r"$\\dfrac{1}{2}$") == canonical_text(r"\\frac{1}{2}")
@@ -140,9 +149,7 @@ def canonical_text(answer: str) -> str:
         s = s[1:-1].strip()
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _SPACING_RE.sub("", s)
-    if "\\text" in s or "\\mbox" in s:
-        return _WS_RE.sub(" ", s).strip()
-    return _WS_RE.sub("", s)
+    return _SPACE_NOT_BETWEEN_LETTERS_RE.sub("", _WS_RE.sub(" ", s).strip())
 
 
 # ---------------------------------------------------------------- math-verify, no timeouts inside
@@ -196,7 +203,7 @@ _SQRT_RE = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[A-Za-z])")
 
 
 def latex_from_unicode(answer: str) -> str:
-    """Spell common Unicode math symbols the LaTeX way (``½`` -> ``\\frac{1}{2}``, ``√2`` -> ``\\sqrt{2}``).
+    """Spell common Unicode math symbols as LaTeX (``½`` -> ``\\frac{1}{2}``, ``√2`` -> ``\\sqrt{2}``).
 
     Example:
         >>> print(latex_from_unicode("3√2×½"))
@@ -240,6 +247,27 @@ def compare_math(pred: str, gold: str) -> tuple[str, str]:
     return ("correct" if _mv_equal(gold_parsed, pred_parsed) else "incorrect"), ""
 
 
+# Answers of the kinds the evals hold: parsing them once at start-up fills the LaTeX parser's lazily built
+# tables, so the first real items (and their deadlines) don't pay for it.
+_WARM_UP = [
+    ("0.5", r"\frac{1}{2}"),
+    (r"3\sqrt{13}", r"\sqrt{117}"),
+    (r"\{1,2\}", r"\{2,1\}"),
+    ("[0, 1)", "(0,1]"),
+    (r"\left( 3, \frac{\pi}{2} \right)", r"(3,\frac{\pi}{2})"),
+    ("x=5", "5"),
+    (r"\text{Evelyn}", "Evelyn"),
+    (r"2\pi", r"\pi"),
+]
+
+
+def warm_up() -> None:
+    """Import math-verify and exercise its parser on typical answers (about half a second, once)."""
+    for pred, gold in _WARM_UP:
+        compare_math(pred, gold)
+    _parse.cache_clear()
+
+
 def equivalent_math(a: str, b: str) -> bool:
     """Symmetric math equivalence (both directions of math-verify), no time bound."""
     if canonical_text(a) == canonical_text(b):
@@ -281,6 +309,7 @@ def run_with_deadline(fn: Any, *args: Any, timeout: float | None) -> Any:
 
 def judge_inprocess(pred: str, gold: str, timeout: float | None) -> tuple[str, str, float]:
     """``compare_math`` under the in-process deadline: ``(status, detail, seconds)``."""
+    _math_verify()  # importing it (half a second) is not part of any answer's time
     start = time.monotonic()
     try:
         status, detail = run_with_deadline(compare_math, pred, gold, timeout=timeout)
@@ -383,6 +412,7 @@ def answers_equivalent(a: str, b: str, *, mode: str = "math", timeout: float = 5
         if na is not None and nb is not None:
             return na == nb
         return canonical_text(a) == canonical_text(b)
+    _math_verify()
     try:
         return bool(run_with_deadline(equivalent_math, a, b, timeout=timeout))
     except (Deadline, RecursionError, MemoryError):

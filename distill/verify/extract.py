@@ -24,7 +24,7 @@ _FALLBACK_RE = re.compile(
 _WRAPPERS_RE = re.compile(r"^\\(?:text|textbf|mathrm|mathbf|textrm|mbox|displaystyle)\s*\{(.*)\}$", re.DOTALL)
 _MATH_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _AIME_INT_RE = re.compile(r"\+?(\d+)(?:\.0*)?")
-_ASSIGN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\s*=\s*(?P<rhs>.+)$", re.DOTALL)
+_ASSIGN_RE = re.compile(r"^[^=]*[A-Za-z][^=]*=\s*(?P<rhs>[^=]+)$", re.DOTALL)  # "n = 25", "m + n = 25"
 _DEGREES_RE = re.compile(r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)\s*$")
 
 
@@ -140,7 +140,8 @@ def extract_answer(text: str | None, *, mode: str = "math", fallback: bool = Fal
         '\\\\dfrac{1}{2}'
         >>> extract_answer("<answer> 42 </answer>")
         '42'
-        >>> extract_answer("The final answer is 7.") is None, extract_answer("The final answer is 7.", fallback=True)
+        >>> text = "The final answer is 7."
+        >>> extract_answer(text) is None, extract_answer(text, fallback=True)
         (True, '7')
     """
     if mode not in ("math", "aime"):
@@ -163,13 +164,14 @@ def extract_answer(text: str | None, *, mode: str = "math", fallback: bool = Fal
 def normalize_aime(answer: str | None) -> str | None:
     """Canonical AIME answer: the integer 0..999 as a string without leading zeros, else ``None``.
 
-    Accepts ``"025"``, ``"\\boxed{025}"``, ``"$25$"``, ``"25."``, ``"25.0"``, ``"n = 25"``, ``"25^\\circ"``.
+    Accepts ``"025"``, ``"\\boxed{025}"``, ``"$25$"``, ``"25."``, ``"25.0"``, ``"n = 25"``, ``"m + n = 25"``,
+    ``"25^\\circ"``.
     Anything that is not plainly an integer (``"\\frac{50}{2}"``, ``"25.5"``, ``"-3"``, ``"1000"``) gives
     ``None``: an AIME answer must be an integer from 0 to 999.
 
     Example:
-        >>> normalize_aime("025"), normalize_aime(r"\\boxed{073}"), normalize_aime("2.5"), normalize_aime("1000")
-        ('25', '73', None, None)
+        >>> [normalize_aime(x) for x in ("025", r"\\boxed{073}", "2.5", "1000")]
+        ['25', '73', None, None]
     """
     if answer is None:
         return None

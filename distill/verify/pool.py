@@ -47,8 +47,8 @@ class _Worker:
     started: float
     ready: bool = False
     broken: bool = False  # its stdin pipe broke: it is dead or dying, and will be replaced
-    job: int | None = None
-    sent_at: float = 0.0
+    inflight: deque[int] = field(default_factory=deque)  # jobs sent, in order; the first one is running
+    head_since: float = 0.0  # when the first in-flight job started (time.monotonic, shared by processes)
     out: bytearray = field(default_factory=bytearray)
     err: bytearray = field(default_factory=bytearray)
 
@@ -63,6 +63,14 @@ class JobResult:
 class VerifyPool:
     """``workers`` killable processes that run :func:`~distill.verify.equivalence.compare_math`.
 
+    Each worker runs one job at a time; a job gets ``timeout`` seconds, then its worker is killed and
+    replaced (jobs queued behind it go back to the queue). Each worker is sent ``prefetch`` jobs beyond
+    the running one, so it never waits for this process to be scheduled between jobs (on a busy machine
+    that wait can be as long as the job). Jobs are spread by gold answer (same gold, same worker: its
+    parse is cached there), idle workers taking work from the busiest queue. ``memory_limit_mb`` caps
+    each worker's address space (``RLIMIT_AS``; ``None`` for no cap): an answer that blows up memory
+    fails alone, as "timeout".
+
     Example:
         >>> with VerifyPool(2) as pool:  # doctest: +SKIP
         ...     pool.run([("0.5", r"\\frac12"), ("9^{9^{9^9}}", "1")], timeout=2.0)
@@ -75,10 +83,14 @@ class VerifyPool:
         *,
         memory_limit_mb: int | None = DEFAULT_MEMORY_MB,
         start_timeout: float = 120.0,
+        prefetch: int = 2,
     ) -> None:
         if workers < 1:
             raise ValueError(f"VerifyPool needs at least 1 worker, got {workers}")
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
         self.size = workers
+        self.prefetch = prefetch
         self.memory_limit_mb = memory_limit_mb
         self.start_timeout = start_timeout
         self._workers: list[_Worker] = []
@@ -148,7 +160,7 @@ class VerifyPool:
     ) -> list[JobResult]:
         """Judge ``(pred, gold)`` pairs; each gets at most ``timeout`` s of a worker, then "timeout".
 
-        The clock for a job starts when a ready worker receives it (worker start-up is not counted).
+        The clock for a job starts when a ready worker starts it (worker start-up is not counted).
         """
         if os.getpid() != self._pid:
             raise RuntimeError("this VerifyPool belongs to another process (it was forked); create a new one")
@@ -168,51 +180,62 @@ class VerifyPool:
         results: list[JobResult | None] = [None] * len(jobs)
         if not jobs:
             return []
-        pending = deque(range(len(jobs)))
         while len(self._workers) < min(self.size, len(jobs)):
             self._workers.append(self._spawn())
+        queues = _queues_by_gold(jobs, len(self._workers))
         selector = selectors.DefaultSelector()
         for worker in self._workers:
             self._register(selector, worker)
         remaining = len(jobs)
 
         def finish(worker: _Worker, result: JobResult) -> None:
+            """Record the result of the worker's running job."""
             nonlocal remaining
-            assert worker.job is not None
-            results[worker.job] = result
+            index = worker.inflight.popleft()
+            results[index] = result
             remaining -= 1
             if on_result is not None:
-                on_result(worker.job, result)
-            worker.job = None
+                on_result(index, result)
 
-        def replace(worker: _Worker) -> None:
-            selector.unregister(worker.proc.stdout)  # type: ignore[arg-type]
-            selector.unregister(worker.proc.stderr)  # type: ignore[arg-type]
+        def replace(worker: _Worker, slot: int) -> None:
+            """Kill ``worker``, requeue the jobs it had not started, start a fresh one in its slot."""
+            queues[slot].extendleft(reversed(worker.inflight))
+            worker.inflight.clear()
+            for stream in (worker.proc.stdout, worker.proc.stderr):
+                with contextlib.suppress(KeyError, ValueError):
+                    selector.unregister(stream)  # type: ignore[arg-type]
             self._kill(worker)
             fresh = self._spawn()
-            self._workers[self._workers.index(worker)] = fresh
+            self._workers[slot] = fresh
             self._register(selector, fresh)
 
         try:
             while remaining:
-                now = time.monotonic()
-                for worker in self._workers:
-                    if worker.ready and worker.job is None and pending:
-                        index = pending.popleft()
+                for slot, worker in enumerate(self._workers):
+                    while worker.ready and len(worker.inflight) <= self.prefetch:
+                        index = _next_job(queues, slot)
+                        if index is None:
+                            break
                         if not self._send(worker, index, jobs):
-                            pending.appendleft(index)
-                wait = self._next_wakeup(now, timeout)
+                            queues[slot].appendleft(index)
+                            break
+                wait = self._next_wakeup(time.monotonic(), timeout)
                 for key, _ in selector.select(timeout=wait):
                     worker, stream = key.data
+                    slot = next((k for k, w in enumerate(self._workers) if w is worker), -1)
+                    if slot < 0:
+                        continue  # replaced earlier in this round; its fd numbers may belong to the new one
                     chunk = os.read(key.fd, 1 << 16)
                     if stream == "err":
+                        if not chunk:
+                            selector.unregister(key.fileobj)  # stderr closed: the stdout EOF follows
                         worker.err += chunk
                         del worker.err[:-8192]
                         continue
                     if not chunk:  # the worker died
                         code = worker.proc.wait()
-                        if worker.job is not None:
-                            secs = time.monotonic() - worker.sent_at
+                        if worker.inflight:
+                            secs = time.monotonic() - worker.head_since
                             finish(
                                 worker, JobResult("timeout", f"verify worker died (exit code {code})", secs)
                             )
@@ -221,7 +244,7 @@ class VerifyPool:
                                 f"a verify worker exited during start-up (exit code {code}):\n"
                                 + worker.err.decode(errors="replace")
                             )
-                        replace(worker)
+                        replace(worker, slot)
                         continue
                     worker.out += chunk
                     while b"\n" in worker.out:
@@ -232,18 +255,21 @@ class VerifyPool:
                             raise RuntimeError("a verify worker failed to start:\n" + message["error"])
                         if message.get("ready"):
                             worker.ready = True
-                        elif worker.job is not None and message.get("i") == worker.job:
-                            secs = time.monotonic() - worker.sent_at
-                            finish(worker, JobResult(message["s"], message["d"], secs))
+                        elif worker.inflight and message.get("i") == worker.inflight[0]:
+                            finish(worker, JobResult(message["s"], message["d"], message["e"]))
+                            # The next queued job started when this one ended, by the worker's clock.
+                            now = time.monotonic()
+                            done = message["t"]
+                            worker.head_since = done if now - 60.0 < done <= now else now
                 now = time.monotonic()
-                for worker in list(self._workers):
-                    if worker.job is not None and now - worker.sent_at >= timeout:
-                        secs = now - worker.sent_at
+                for slot, worker in enumerate(self._workers):
+                    if worker.inflight and now - worker.head_since >= timeout:
+                        secs = now - worker.head_since
                         finish(
                             worker,
                             JobResult("timeout", f"no result within {timeout:g} s; worker killed", secs),
                         )
-                        replace(worker)
+                        replace(worker, slot)
                     elif not worker.ready and now - worker.started > self.start_timeout:
                         raise RuntimeError(
                             f"a verify worker did not start within {self.start_timeout:g} s:\n"
@@ -252,7 +278,7 @@ class VerifyPool:
         except BaseException:
             # Leave no half-done worker behind: the next run starts clean.
             for worker in self._workers:
-                if worker.job is not None or not worker.ready:
+                if worker.inflight or not worker.ready:
                     self._kill(worker)
             self._workers = [w for w in self._workers if w.proc.returncode is None]
             raise
@@ -276,16 +302,41 @@ class VerifyPool:
         except (BrokenPipeError, OSError):
             worker.ready, worker.broken = False, True
             return False
-        worker.job = index
-        worker.sent_at = time.monotonic()
+        if not worker.inflight:
+            worker.head_since = time.monotonic()
+        worker.inflight.append(index)
         return True
 
     def _next_wakeup(self, now: float, timeout: float) -> float:
-        deadlines = [w.sent_at + timeout for w in self._workers if w.job is not None]
+        deadlines = [w.head_since + timeout for w in self._workers if w.inflight]
         deadlines += [w.started + self.start_timeout for w in self._workers if not w.ready]
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)
+
+
+def _queues_by_gold(jobs: list[tuple[str, str]], slots: int) -> list[deque[int]]:
+    """One queue of job indices per worker slot, jobs with the same gold in the same queue.
+
+    Each worker keeps a cache of parsed answers; sending all of a gold's jobs to one worker parses that
+    gold once instead of once per worker (a gold parse costs about as much as the rest of a check).
+    """
+    by_gold: dict[str, list[int]] = {}
+    for index, (_, gold) in enumerate(jobs):
+        by_gold.setdefault(gold, []).append(index)
+    queues: list[deque[int]] = [deque() for _ in range(slots)]
+    # Largest groups first, each to the shortest queue: balanced queues, so little stealing later.
+    for group in sorted(by_gold.values(), key=len, reverse=True):
+        min(queues, key=len).extend(group)
+    return queues
+
+
+def _next_job(queues: list[deque[int]], slot: int) -> int | None:
+    """The next job for ``slot``: its own queue first, else the tail of the longest other queue."""
+    if queues[slot]:
+        return queues[slot].popleft()
+    longest = max(queues, key=len)
+    return longest.pop() if longest else None
 
 
 # ---------------------------------------------------------------- one shared pool per process
@@ -346,7 +397,8 @@ def verify_batch(
     Pass ``pool`` to use your own :class:`VerifyPool` instead of the shared one.
 
     Example:
-        >>> [v.status for v in verify_batch(["\\\\boxed{025}", "no box"], ["25", "3"], mode="aime", workers=0)]
+        >>> verdicts = verify_batch(["\\\\boxed{025}", "no box"], ["25", "3"], mode="aime", workers=0)
+        >>> [v.status for v in verdicts]
         ['correct', 'no_answer']
     """
     check_mode(mode)

@@ -36,8 +36,8 @@ def split_think(text: str, *, prompt_has_think: bool = False) -> ThinkSplit:
     """Split ``text`` at the first ``</think>``.
 
     Example:
-        >>> split_think("<think>2+2 is 4</think> The answer is $\\\\boxed{4}$.")
-        ThinkSplit(reasoning='2+2 is 4', answer='The answer is $\\\\boxed{4}$.', finished=True, has_think=True)
+        >>> split_think("<think>2+2 is 4</think> So $\\\\boxed{4}$.")
+        ThinkSplit(reasoning='2+2 is 4', answer='So $\\\\boxed{4}$.', finished=True, has_think=True)
         >>> split_think("still thinking", prompt_has_think=True).finished
         False
         >>> split_think("no tags: \\\\boxed{1}")

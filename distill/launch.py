@@ -1,0 +1,109 @@
+"""Run a stage under ``accelerate launch`` (several processes, DeepSpeed, FSDP), from a stage's ``run()``.
+
+A stage that needs more than one process calls :func:`relaunch`: the resolved config is written to a recipe file
+in the output folder, and ``accelerate launch --config_file recipes/accelerate/<strategy>.yaml --num_processes N
+-m distill <stage> --recipe that-file`` runs it again, every rank in-process. Passing the resolved config rather
+than the original command line makes the relaunch independent of how the stage was called (CLI, pipeline, tests).
+Inside a launched process (or any ``torchrun``/``accelerate``/Slurm rank, which set ``LOCAL_RANK``)
+:func:`in_launched_process` is true and the stage runs in-process.
+
+Used by ``distill sft`` and ``distill grpo``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distill.config import config_to_dict
+from distill.errors import DistillError
+
+log = logging.getLogger(__name__)
+
+LAUNCHED_ENV = "DISTILL_LAUNCHED"
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def in_launched_process() -> bool:
+    """True inside a process started by accelerate/torchrun (or by :func:`relaunch`)."""
+    return os.environ.get(LAUNCHED_ENV) == "1" or "LOCAL_RANK" in os.environ
+
+
+def should_relaunch(num_processes: int, accelerate_config: str = "") -> bool:
+    return (num_processes > 1 or bool(accelerate_config)) and not in_launched_process()
+
+
+def accelerate_config_file(strategy: str, explicit: str = "") -> Path:
+    """The launch config: ``explicit`` when given, else ``recipes/accelerate/<strategy>.yaml`` of this checkout."""
+    path = Path(explicit) if explicit else RECIPES / "accelerate" / f"{strategy}.yaml"
+    if not path.is_file():
+        hint = "" if explicit else " (an installed package has no recipes/ folder: pass --accelerate-config FILE)"
+        raise DistillError(f"accelerate config not found: {path}{hint}")
+    return path
+
+
+def check_launch_config(path: Path) -> dict[str, Any]:
+    """Read the accelerate config; refuse early when it needs a library that is missing."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DistillError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise DistillError(f"{path}: an accelerate config must be a mapping")
+    if data.get("distributed_type") == "DEEPSPEED" and importlib.util.find_spec("deepspeed") is None:
+        raise DistillError(f"{path} uses DeepSpeed, which is not installed: pip install 'distill[deepspeed]' "
+                           "(or pick strategy ddp / fsdp)")
+    return data
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch_command(section: str, recipe_file: Path, *, config_file: Path, num_processes: int,
+                   mixed_precision: str, port: int | None = None) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
+            "--num_processes", str(num_processes), "--num_machines", "1", "--machine_rank", "0",
+            "--mixed_precision", mixed_precision, "--main_process_port", str(port or free_port()),
+            "-m", "distill", section, "--recipe", str(recipe_file)]
+
+
+def relaunch(section: str, cfg: Any, *, workdir: str | Path, config_file: Path, num_processes: int,
+             mixed_precision: str = "bf16", cpu: bool = False, env: dict[str, str] | None = None) -> None:
+    """Run ``distill <section>`` with ``cfg`` on ``num_processes`` local processes; raise if it fails.
+
+    ``cpu`` runs the ranks on CPU with the gloo backend (tests, CI). Ctrl-C reaches the ranks too (same process
+    group); this waits for them to stop and re-raises KeyboardInterrupt.
+    """
+    check_launch_config(config_file)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    recipe_file = workdir / f"launch-{section}.yaml"
+    recipe_file.write_text(yaml.safe_dump({section: config_to_dict(cfg, redact=False)}, sort_keys=False))
+    cmd = launch_command(section, recipe_file, config_file=config_file, num_processes=num_processes,
+                         mixed_precision="no" if cpu else mixed_precision)
+    child_env = dict(os.environ, **(env or {}))
+    child_env[LAUNCHED_ENV] = "1"
+    if cpu:
+        child_env["ACCELERATE_USE_CPU"] = "true"
+    log.info("launching %d processes: %s", num_processes, " ".join(cmd))
+    print(f"distill {section}: launching {num_processes} processes with accelerate ({config_file.name})", flush=True)
+    proc = subprocess.Popen(cmd, env=child_env)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        rc = proc.wait()
+        raise
+    if rc != 0:
+        raise DistillError(f"'accelerate launch' exited with code {rc} (see the log above); the command was: "
+                           + " ".join(cmd))

@@ -1,0 +1,259 @@
+"""The SFT dataset: load it, check every row, tokenize it once with the student's template, and handle long rows.
+
+Sources: the folder ``distill filter`` writes (``datasets.save_to_disk``, a Dataset or a DatasetDict with
+``train``/``validation``), a local ``.jsonl``/``.json``/``.parquet`` file, or a hub dataset id. Rows need a
+``messages`` column: ``[{"role": "user", ...}, {"role": "assistant", "content": "<think>...</think>..."}]``;
+other columns (id, source, teacher, token counts) are kept for error messages and dropped before training.
+
+Tokenizing here rather than inside TRL gives three guarantees: a malformed row stops the run with its index and
+id; the length of every example is known before training, so examples longer than ``max_length`` are dropped
+(or refused) instead of silently cut; and the labels are built from the template's assistant mask, so only the
+assistant turn (its ``<think>`` trace, answer and EOS) is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill.chat_template import THINK_CLOSE
+from distill.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant")
+IGNORE = -100
+# Columns a dataset may carry with a token count per row (used by --plan when no tokenizer is at hand).
+TOKEN_COUNT_COLUMNS = ("num_tokens", "total_tokens", "tokens")
+
+
+@dataclass
+class SFTData:
+    train: Any
+    eval: Any | None
+    source: str
+    columns: list[str]
+    splits: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EncodeStats:
+    examples: int = 0
+    kept: int = 0
+    overlong: int = 0
+    truncated: int = 0
+    tokens: int = 0
+    trained_tokens: int = 0
+    without_think: int = 0
+    max_tokens: int = 0
+    lengths: list[int] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "lengths"}
+        if self.lengths:
+            s = sorted(self.lengths)
+            out["length_p50"] = s[len(s) // 2]
+            out["length_p95"] = s[min(len(s) - 1, int(0.95 * len(s)))]
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or Path(source).suffix.lower() in (".jsonl", ".json", ".parquet")
+
+
+def load_sft_dataset(source: str, *, split: str = "train", eval_split: str = "") -> SFTData:
+    """Load the training split (and the eval split when present); check the ``messages`` column."""
+    import datasets
+
+    path = Path(source).expanduser()
+    train = evalset = None
+    splits: list[str] = []
+    if path.is_dir():
+        if not any((path / marker).exists() for marker in ("dataset_dict.json", "dataset_info.json", "state.json")):
+            raise DataError(f"{path} is not a datasets.save_to_disk folder (no dataset_dict.json or "
+                            "dataset_info.json): pass the folder 'distill filter' wrote, or a .jsonl/.parquet file")
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            splits = list(loaded)
+            if split not in loaded:
+                raise DataError(f"{path}: no split {split!r}; it has {', '.join(splits)} (set dataset_split)")
+            train = loaded[split]
+            evalset = loaded[eval_split] if eval_split and eval_split in loaded else None
+        else:
+            splits = [split]
+            train = loaded
+    elif path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".json"):
+            train = datasets.Dataset.from_json(str(path))
+        elif suffix == ".parquet":
+            train = datasets.Dataset.from_parquet(str(path))
+        else:
+            raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet (or a "
+                            "save_to_disk folder)")
+        splits = [split]
+    elif _looks_like_path(source):
+        raise DataError(f"dataset not found: {source} (pass the folder 'distill filter' wrote, a .jsonl/.parquet "
+                        "file, or a hub dataset id)")
+    else:
+        try:
+            loaded = datasets.load_dataset(source)
+        except Exception as exc:  # noqa: BLE001 - the hub raises many types; the user needs the message
+            raise DataError(f"could not load dataset {source!r} from the hub: {exc}") from None
+        splits = list(loaded)
+        if split not in loaded:
+            raise DataError(f"hub dataset {source}: no split {split!r}; it has {', '.join(splits)}")
+        train = loaded[split]
+        evalset = loaded[eval_split] if eval_split and eval_split in loaded else None
+    check_columns(train, source)
+    if evalset is not None:
+        check_columns(evalset, f"{source} [{eval_split}]")
+    if len(train) == 0:
+        raise DataError(f"{source}: the {split!r} split is empty")
+    return SFTData(train=train, eval=evalset, source=source, columns=list(train.column_names), splits=splits)
+
+
+def check_columns(ds: Any, source: str) -> None:
+    if "messages" not in ds.column_names:
+        raise DataError(f"{source}: no 'messages' column; the columns are {', '.join(ds.column_names)}. "
+                        "SFT rows need messages = [{role: user, ...}, {role: assistant, ...}] (what 'distill filter' "
+                        "writes)")
+
+
+# ------------------------------------------------------------------------------------------ validation
+def message_problem(messages: Any) -> str | None:
+    """Why ``messages`` is not a usable training conversation, or None when it is.
+
+    >>> message_problem([{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]) is None
+    True
+    >>> message_problem([{"role": "user", "content": "1+1?"}])
+    'the last message must be the assistant turn (got user)'
+    """
+    if not isinstance(messages, list) or not messages:
+        return f"messages must be a non-empty list of {{role, content}} (got {type(messages).__name__})"
+    for j, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            return f"message {j} is a {type(msg).__name__}, not a {{role, content}} mapping"
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ROLES:
+            return f"message {j} has role {role!r}; valid roles: {', '.join(ROLES)}"
+        if not isinstance(content, str):
+            return f"message {j} ({role}) has content of type {type(content).__name__}, not text"
+        if role == "assistant" and not content.strip():
+            return f"message {j} (assistant) is empty"
+    if messages[-1].get("role") != "assistant":
+        return f"the last message must be the assistant turn (got {messages[-1].get('role')})"
+    if not any(m.get("role") == "user" for m in messages):
+        return "no user turn"
+    return None
+
+
+def _row_name(example: dict[str, Any], index: int) -> str:
+    rid = example.get("id")
+    return f"row {index}" + (f" (id {rid!r})" if rid is not None else "")
+
+
+# ------------------------------------------------------------------------------------------ tokenizing
+def encode_example(example: dict[str, Any], index: int, *, tokenizer: Any, source: str,
+                   assistant_only: bool) -> dict[str, Any]:
+    """Tokenize one row with the chat template; labels are the ids on assistant tokens and -100 elsewhere."""
+    messages = example["messages"]
+    problem = message_problem(messages)
+    if problem:
+        raise DataError(f"{source}: {_row_name(example, index)}: {problem}")
+    enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=assistant_only)
+    ids = list(enc["input_ids"])
+    if assistant_only:
+        mask = enc["assistant_masks"]
+        if 1 not in mask:
+            raise DataError(f"{source}: {_row_name(example, index)}: the chat template marks no assistant tokens")
+        labels = [t if m else IGNORE for t, m in zip(ids, mask)]
+    else:
+        labels = list(ids)
+    think = any(THINK_CLOSE in m["content"] for m in messages if m["role"] == "assistant")
+    return {"input_ids": ids, "labels": labels, "length": len(ids),
+            "trained": sum(1 for x in labels if x != IGNORE), "has_think": think}
+
+
+def encode_dataset(ds: Any, tokenizer: Any, *, source: str, max_length: int, overlong: str, assistant_only: bool,
+                   num_proc: int | None = None, cache_dir: Path | None = None,
+                   desc: str = "tokenizing") -> tuple[Any, EncodeStats]:
+    """Tokenize every row, apply the overlong policy, and return (input_ids + labels dataset, stats)."""
+    fingerprint = hashlib.sha256("|".join([
+        getattr(ds, "_fingerprint", "") or "", tokenizer.chat_template or "", str(tokenizer.eos_token),
+        str(tokenizer.pad_token), str(len(tokenizer)), str(assistant_only)]).encode()).hexdigest()[:16]
+    kwargs: dict[str, Any] = {}
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        kwargs["cache_file_name"] = str(cache_dir / f"encoded-{fingerprint}.arrow")
+    encoded = ds.map(
+        encode_example, with_indices=True, num_proc=num_proc, desc=desc, new_fingerprint=fingerprint,
+        fn_kwargs={"tokenizer": tokenizer, "source": source, "assistant_only": assistant_only},
+        remove_columns=[c for c in ds.column_names if c != "id"], **kwargs)
+    lengths = list(encoded["length"])
+    trained = list(encoded["trained"])
+    stats = EncodeStats(examples=len(lengths), lengths=lengths, max_tokens=max(lengths, default=0),
+                        without_think=sum(1 for t in encoded["has_think"] if not t))
+    over = [i for i, n in enumerate(lengths) if n > max_length]
+    stats.overlong = len(over)
+    if over:
+        ids = encoded["id"] if "id" in encoded.column_names else None
+        shown = ", ".join(f"row {i}" + (f" (id {ids[i]!r})" if ids else "") + f": {lengths[i]} tokens"
+                          for i in over[:5])
+        more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+        if overlong == "error":
+            raise DataError(f"{source}: {len(over)} example(s) longer than max_length {max_length}: {shown}{more}. "
+                            "Raise max_length, filter them out (distill filter --max-tokens), or set overlong: drop")
+        if overlong == "drop":
+            log.warning("%s: dropping %d of %d examples longer than max_length %d (%s%s)", source, len(over),
+                        len(lengths), max_length, shown, more)
+            drop = set(over)
+            encoded = encoded.select([i for i in range(len(lengths)) if i not in drop])
+        else:
+            stats.truncated = len(over)
+            log.warning("%s: truncating %d examples to max_length %d: their ends (answer, EOS) are not trained "
+                        "(%s%s)", source, len(over), max_length, shown, more)
+    keep = [i for i in range(len(lengths)) if overlong != "drop" or lengths[i] <= max_length]
+    stats.kept = len(keep)
+    stats.tokens = sum(min(lengths[i], max_length) for i in keep)
+    stats.trained_tokens = sum(trained[i] for i in keep)
+    if stats.kept == 0:
+        raise DataError(f"{source}: no example fits max_length {max_length} (longest {stats.max_tokens} tokens)")
+    if stats.without_think:
+        log.warning("%s: %d of %d assistant turns have no %s: is this the output of 'distill filter'?", source,
+                    stats.without_think, stats.examples, THINK_CLOSE)
+    encoded = encoded.select_columns(["input_ids", "labels"])
+    return encoded, stats
+
+
+# ---------------------------------------------------------------------------------------- length stats
+def token_lengths(ds: Any, tokenizer: Any | None, *, sample: int = 2000, seed: int = 0) -> tuple[list[int], str]:
+    """Per-example token counts for --plan: tokenized (a sample of ``sample`` rows), or from a count column.
+
+    Returns (lengths, how) where ``how`` says which source was used, for the printout.
+    """
+    n = len(ds)
+    if tokenizer is not None:
+        rows = ds if n <= sample else ds.shuffle(seed=seed).select(range(sample))
+        lengths = []
+        for i, ex in enumerate(rows):
+            problem = message_problem(ex["messages"])
+            if problem:
+                raise DataError(f"{_row_name(ex, i)}: {problem}")
+            lengths.append(len(tokenizer.apply_chat_template(ex["messages"], tokenize=True, return_dict=True)["input_ids"]))
+        how = "tokenized" if n <= sample else f"tokenized a random sample of {sample} of {n} rows"
+        return lengths, how
+    for col in TOKEN_COUNT_COLUMNS:
+        if col in ds.column_names:
+            return [int(x) for x in ds[col]], f"column {col!r}"
+    if "prompt_tokens" in ds.column_names and "completion_tokens" in ds.column_names:
+        return ([int(a) + int(b) for a, b in zip(ds["prompt_tokens"], ds["completion_tokens"])],
+                "columns prompt_tokens + completion_tokens (the teacher's tokenizer)")
+    rows = ds if n <= sample else ds.shuffle(seed=seed).select(range(sample))
+    lengths = [sum(len(m["content"]) for m in ex["messages"]) // 4 + 8 for ex in rows]
+    return lengths, "estimated as characters / 4 (no tokenizer or token-count column)"
