@@ -117,7 +117,8 @@ def field_types(cls: type) -> dict[str, Any]:
 def coerce(value: Any, tp: Any, where: str) -> Any:
     """Turn a YAML value or a ``--set`` string into the field's declared type, or raise ConfigError."""
     tp, optional = _unwrap_optional(tp)
-    if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~") and tp is not str):
+    if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")
+                         and (tp is not str or optional)):
         if optional or tp is Any:
             return None
         raise ConfigError(f"{where}: null is not allowed here")

@@ -114,39 +114,29 @@ class ShardWriter:
 
 
 def iter_jsonl(path: str | Path, report: ReadReport | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, row)`` for each valid JSON object line; bad lines go to ``report`` (and the log)."""
+    """Yield ``(line_number, row)`` for each valid JSON object line; bad lines go to ``report`` (and the log).
+
+    Streams the file line by line (shards of long traces can be many GB).
+    """
     path = Path(path)
     report = report if report is not None else ReadReport()
     with path.open("rb") as fh:
-        data = fh.read()
-    lines = data.split(b"\n")
-    complete = data.endswith(b"\n") or not data
-    for i, raw in enumerate(lines, start=1):
-        if i == len(lines):
-            if raw.strip() and not complete:
-                # Try it anyway: a file written by hand may simply lack the final newline.
-                try:
-                    row = json.loads(raw)
-                    if isinstance(row, dict):
-                        report.rows += 1
-                        yield i, row
-                        continue
-                except ValueError:
-                    pass
-                _bad(report, path, i, "partial last line (interrupted write?)")
-            break
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except ValueError as exc:
-            _bad(report, path, i, f"not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(row, dict):
-            _bad(report, path, i, f"expected a JSON object, got {type(row).__name__}")
-            continue
-        report.rows += 1
-        yield i, row
+        for lineno, raw in enumerate(fh, start=1):
+            complete = raw.endswith(b"\n")
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except ValueError as exc:
+                reason = "partial last line (interrupted write?)" if not complete else f"not valid JSON ({exc.msg})"
+                _bad(report, path, lineno, reason)
+                continue
+            if not isinstance(row, dict):
+                _bad(report, path, lineno, f"expected a JSON object, got {type(row).__name__}")
+                continue
+            # A last line without its newline that still parses (a file written by hand) is taken as data.
+            report.rows += 1
+            yield lineno, row
 
 
 def _bad(report: ReadReport, path: Path, line: int, reason: str) -> None:
