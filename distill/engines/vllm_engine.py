@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import queue
+import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -306,6 +307,8 @@ def _replica_main(rank: int, options: dict[str, Any], gpus: str | None, window: 
     except BaseException:
         results.put(("error", rank, traceback.format_exc()))
         return
+    # Spawned processes do not inherit the parent's logging set-up: say plainly which replica is up.
+    print(f"vllm-replica-{rank}: engine ready (pid {os.getpid()}, GPUs {gpus or 'cpu'})", file=sys.stderr, flush=True)
     results.put(("ready", rank))
     pending: list[Any] = []
     stopped = False
