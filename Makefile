@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 # The main job: the whole R1 story on the CPU (recipes/nano.yaml), report in out/nano/report.md.
 demo: venv
 	$(BIN)/distill pipeline --recipe recipes/nano.yaml
-	@echo; cat out/nano/report.md | sed -n '/## Held-out/,/^$$/p'
+	@echo; sed -n '/^## Held-out/,/^!\[/p' out/nano/report.md
 
 # The test command CI runs: everything that runs on a CPU, vLLM included; gpu tests skip with a reason.
 test: venv

@@ -8,6 +8,7 @@ GRPO curves from its per-step metrics file, filter counts from ``filter_stats.js
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,16 @@ def write_report(out: Path, steps: list[Any], recipe: dict[str, Any]) -> Path:
         acc = _series(metrics, "accuracy", "rewards/accuracy/mean", "reward_accuracy")
         length = _series(metrics, "completion_length", "mean_completion_length", "completions/mean_length")
         plots.line_plot(out / f"{step.name}-reward.png", {"reward": reward, "accuracy": acc},
-                        title=f"{step.name}: reward and accuracy", xlabel="step", smooth=10)
+                        title=f"{step.name}: reward and training accuracy", xlabel="step", smooth=25)
         plots.line_plot(out / f"{step.name}-length.png", {"mean completion length": length},
-                        title=f"{step.name}: response length", xlabel="step", ylabel="tokens", smooth=10)
+                        title=f"{step.name}: response length", xlabel="step", ylabel="tokens", smooth=25)
         lines += [f"## GRPO ({step.name})", "", f"{len(metrics)} logged steps.", "",
                   f"![reward]({step.name}-reward.png)", f"![length]({step.name}-length.png)", ""]
+        for name in ("accuracy.png", "response_length.png"):
+            own = step.out / "plots" / name
+            if own.is_file():
+                lines.append(f"![{name[:-4]} (from the grpo stage)]({os.path.relpath(own, out)})")
+        lines.append("")
 
     for step in steps:
         if step.stage != "filter":
