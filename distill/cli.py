@@ -46,10 +46,6 @@ COMMANDS: list[Command] = [
             "distill tiny --arch qwen2 --out tiny-model\n"
             "  distill tiny --arch llama --layers 4 --out tiny-llama\n"
             "  distill tiny --recipe recipes/nano.yaml --print-config"),
-    Command("nano-task", "distill.configs.nano_task:NanoTaskConfig", "distill.stages.nano_task:run",
-            "write the nano arithmetic task: train/held-out problems and a warm-up SFT set",
-            "distill nano-task --out out/nano/task\n"
-            "  distill nano-task --train-problems 500 --heldout-problems 100 --seed 1 --out /tmp/nano"),
     Command("grpo", "distill.configs.grpo:GRPOStageConfig", "distill.stages.grpo:run",
             "R1-Zero teacher: GRPO on a base model with rule-based rewards (TRL; vLLM rollouts on GPUs)",
             "distill grpo --recipe recipes/teacher/r1-zero-qwen-7b.yaml\n"
@@ -104,6 +100,10 @@ COMMANDS: list[Command] = [
             "distill card --student qwen-7b\n"
             "  distill card --student qwen-7b --sft-dir out/qwen-7b --eval-dir out/eval/qwen-7b\n"
             "  distill card --student all"),
+    Command("nano-task", "distill.configs.nano_task:NanoTaskConfig", "distill.stages.nano_task:run",
+            "write the nano arithmetic task: train/held-out problems and a warm-up SFT set",
+            "distill nano-task --out out/nano/task\n"
+            "  distill nano-task --train-problems 500 --heldout-problems 100 --seed 1 --out /tmp/nano"),
     Command("pipeline", "distill.configs.pipeline:PipelineConfig", "distill.pipeline:run",
             "run a recipe's steps in order (resumable; finished steps are skipped) and write a report",
             "distill pipeline --recipe recipes/nano.yaml\n"
