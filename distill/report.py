@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import plots
+from distill.data.jsonl import read_jsonl
 from distill.runinfo import read_run
 
 
@@ -21,18 +22,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
 
 
 def _pct(x: Any) -> str:
@@ -62,9 +51,9 @@ def eval_rows(steps: list[Any]) -> list[dict[str, Any]]:
 
 def grpo_metrics(step: Any) -> list[dict[str, Any]]:
     for name in ("metrics.jsonl", "train_metrics.jsonl", "grpo_metrics.jsonl"):
-        rows = _read_jsonl(step.out / name)
-        if rows:
-            return rows
+        path = step.out / name
+        if path.is_file():
+            return read_jsonl(path)
     return []
 
 
