@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 from distill.chat_template import assistant_content
 
@@ -29,8 +30,12 @@ def problem_text(a: int, b: int) -> str:
     return f"What is {a} + {b}?"
 
 
-def column_lines(a: int, b: int) -> list[str]:
-    """One line per digit column, least significant first: ``da+db+carry=s -> partial result``."""
+def column_lines(a: int, b: int, slip: Callable[[int], int] | None = None) -> list[str]:
+    """One line per digit column, least significant first: ``da+db+carry=s -> partial result``.
+
+    ``slip(column)`` returns an error to add to that column's sum (0 for none); the rest of the working
+    then follows from the mistake, as a person's would.
+    """
     da, db = str(a)[::-1], str(b)[::-1]
     width = max(len(da), len(db))
     carry, partial, lines = 0, "", []
@@ -38,6 +43,8 @@ def column_lines(a: int, b: int) -> list[str]:
         x = int(da[i]) if i < len(da) else 0
         y = int(db[i]) if i < len(db) else 0
         s = x + y + carry
+        if slip is not None:
+            s = max(0, s + slip(i))
         partial = str(s % 10) + partial
         lines.append(f"{x}+{y}+{carry}={s} -> {partial}")
         carry = s // 10
@@ -50,6 +57,27 @@ def column_lines(a: int, b: int) -> list[str]:
 def gold_trace(a: int, b: int) -> str:
     """The assistant turn for ``a + b`` in the R1 training format."""
     return assistant_content("\n".join(column_lines(a, b)), f"\\boxed{{{a + b}}}")
+
+
+def slipped_trace(a: int, b: int, rng: random.Random, slip_rate: float) -> tuple[str, bool]:
+    """A trace for ``a + b`` whose column sums are each off by one with probability ``slip_rate``.
+
+    Returns ``(trace, correct)``. The working stays self-consistent (carries and the boxed answer follow
+    from the slip), so a model trained on such traces learns to slip at about that rate: the rate, not how
+    long the warm-up runs, sets the base model's accuracy, and RL has a habit to unlearn.
+
+    >>> slipped_trace(347, 586, random.Random(0), 0.0) == (gold_trace(347, 586), True)
+    True
+    >>> slipped_trace(347, 586, random.Random(0), 1.0)[0].split("</think>")[0].splitlines()[1:]
+    ['7+6+0=14 -> 4', '4+8+1=14 -> 44', '3+5+1=10 -> 044', '0+0+1=1 -> 1044']
+    """
+
+    def slip(_column: int) -> int:
+        return rng.choice((-1, 1)) if rng.random() < slip_rate else 0
+
+    lines = column_lines(a, b, slip)
+    answer = int(lines[-1].rsplit("-> ", 1)[1])
+    return assistant_content("\n".join(lines), f"\\boxed{{{answer}}}"), answer == a + b
 
 
 _LINE = re.compile(r"^(\d)\+(\d)\+(\d)=(\d+) -> (\d+)$")

@@ -49,6 +49,27 @@ def eval_rows(steps: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _grpo_evals(step: Any) -> list[str]:
+    """The evals GRPO ran while training (on its eval_dataset) and, with keep_best, the step it kept."""
+    path = step.out / "eval.jsonl"
+    if not path.is_file():
+        return []
+    evals = read_jsonl(path)
+    if not evals:
+        return []
+    rec = read_run(step.out) or {}
+    selected = (rec.get("counts") or {}).get("selected_step")
+    source = ((rec.get("config") or {}).get("eval_dataset")) or "problems held out from its dataset"
+    lines = [f"Evaluated during training on `{source}` (pass@1 over {evals[0].get('n', '?')} samples):", "",
+             "| step | pass@1 (%) | ± stderr |", "|---|---|---|"]
+    for e in evals:
+        mark = " **(kept)**" if selected is not None and e.get("step") == selected else ""
+        lines.append(f"| {e.get('step')}{mark} | {_pct(e.get('pass@1'))} | {_pct(e.get('pass@1_stderr'))} |")
+    if selected is not None:
+        lines += ["", f"keep_best: the final model is the policy at step {selected}, the best of these evals."]
+    return lines + [""]
+
+
 def grpo_metrics(step: Any) -> list[dict[str, Any]]:
     for name in ("metrics.jsonl", "train_metrics.jsonl", "grpo_metrics.jsonl"):
         path = step.out / name
@@ -104,8 +125,9 @@ def write_report(out: Path, steps: list[Any], recipe: dict[str, Any]) -> Path:
                         title=f"{step.name}: reward and training accuracy", xlabel="step", smooth=25)
         plots.line_plot(out / f"{step.name}-length.png", {"mean completion length": length},
                         title=f"{step.name}: response length", xlabel="step", ylabel="tokens", smooth=25)
-        lines += [f"## GRPO ({step.name})", "", f"{len(metrics)} logged steps.", "",
-                  f"![reward]({step.name}-reward.png)", f"![length]({step.name}-length.png)", ""]
+        lines += [f"## GRPO ({step.name})", "", f"{len(metrics)} logged steps.", ""]
+        lines += _grpo_evals(step)
+        lines += [f"![reward]({step.name}-reward.png)", f"![length]({step.name}-length.png)", ""]
         for name in ("accuracy.png", "response_length.png"):
             own = step.out / "plots" / name
             if own.is_file():

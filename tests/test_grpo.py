@@ -46,6 +46,8 @@ def test_defaults_carry_a_kl_term_and_the_papers_loss():
     ({"num_processes": 6, "vllm_tensor_parallel_size": 4, "generation": "vllm", "per_device_train_batch_size": 8},
      "must divide num_processes"),
     ({"resume": True, "overwrite": True}, "pick one"),
+    ({"keep_best": True, "eval_problems": 0}, "keep_best chooses among held-out evals"),
+    ({"keep_best": True, "num_processes": 8, "strategy": "zero3"}, "holds only a shard under zero3"),
 ])
 def test_config_errors_say_what_to_change(values, needle):
     with pytest.raises(ConfigError) as exc:

@@ -149,6 +149,32 @@ def test_a_finished_run_is_kept_unless_told(three_steps, tmp_path):
         train(_cfg(Path(cfg.model), three_steps["data"], other, max_steps=3))
 
 
+def test_keep_best_makes_the_best_held_out_policy_the_final_model(tiny_qwen, tmp_path):
+    """The tiny model scores 0 at every eval, so the best (earliest of the ties) is step 0: the final
+    weights must be the base's, not the last step's (which a high learning rate has moved)."""
+    from safetensors.torch import load_file
+
+    from distill.stages.grpo import train
+
+    def digits(completions, **kwargs):  # a reward with variance, so the weights move
+        texts = [completion_text(c) for c in completions]
+        return [sum(ch.isdigit() for ch in t) / max(1, len(t)) for t in texts]
+
+    data = _problems(tmp_path / "problems.jsonl", 24)
+    cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=4, learning_rate=5e-3, keep_best=True, save_steps=4)
+    out = train(cfg, rewards=RewardSetup(funcs=[digits], weights=[1.0], labels=["digits"], kinds=["digits"]))
+    evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [0, 2, 4] and all(e["pass@1"] == 0.0 for e in evals)
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"]["selected_step"] == 0 and run["status"] == "complete"
+    assert not (out / "best").exists()
+    final, base = load_file(out / "model.safetensors"), load_file(Path(tiny_qwen) / "model.safetensors")
+    last = load_file(out / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    assert final.keys() == base.keys()
+    assert all((final[k] == base[k]).all() for k in base)
+    assert any((last[k] != base[k]).any() for k in base)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path):
     from distill.stages.grpo import train
 

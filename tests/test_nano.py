@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import datasets
 import pytest
@@ -46,3 +47,42 @@ def test_splits_are_disjoint_and_deterministic(tmp_path):
     warm_pairs = {frozenset(operands(m[0]["content"])) for m in warm["messages"]}
     assert len(held) == 100 and not held & train and not held & warm_pairs
     assert all(r["answer"] == str(sum(operands(r["problem"]))) for r in rows["train"])
+
+
+def test_validation_split_is_kept_out_of_training_and_the_test_set(tmp_path):
+    cfg = NanoTaskConfig(out=str(tmp_path / "a"), train_problems=300, heldout_problems=100,
+                         validation_problems=50, warmup_examples=300)
+    run(cfg)
+
+    def pairs(name):
+        return {frozenset(operands(json.loads(x)["problem"])) for x in (tmp_path / "a" / name).read_text().splitlines()}
+
+    val, held, train = pairs("validation.jsonl"), pairs("heldout.jsonl"), pairs("train.jsonl")
+    warm = {frozenset(operands(m[0]["content"])) for m in datasets.load_from_disk(str(tmp_path / "a" / "warmup"))["messages"]}
+    assert len(val) == 50 and not val & held and not val & train and not val & warm
+    # A rerun without a validation split removes the stale file (a later step must not read it).
+    run(NanoTaskConfig(**{**cfg.__dict__, "validation_problems": 0}))
+    assert not (tmp_path / "a" / "validation.jsonl").exists()
+
+
+def test_slipped_warmup_traces_are_wrong_at_about_the_rate_and_self_consistent(tmp_path):
+    from distill.verify import verify_batch
+
+    run(NanoTaskConfig(out=str(tmp_path), train_problems=10, heldout_problems=10, warmup_examples=2000,
+                       warmup_slip_rate=0.4))
+    warm = datasets.load_from_disk(str(tmp_path / "warmup"))
+    lines = [ln for m in warm["messages"] for ln in m[1]["content"].split("</think>")[0].splitlines()[1:]]
+    columns = [ln for ln in lines if not ln.startswith("0+0+1=1")]
+    wrong = sum(int(a) + int(b) + int(c) != int(s) for a, b, c, s in
+                (re.match(r"(\d)\+(\d)\+(\d)=(\d+)", ln).groups() for ln in columns))
+    assert 0.36 < wrong / len(columns) < 0.44  # 0.4 of ~6,000 columns
+    answers = [m[1]["content"] for m in warm["messages"]]
+    golds = [str(sum(operands(m[0]["content"]))) for m in warm["messages"]]
+    verdicts = verify_batch(answers, golds, workers=0)
+    assert [v.correct for v in verdicts] == warm["correct"]           # the flag says what the verifier says
+    assert 0.3 < 1 - sum(warm["correct"]) / len(warm) < 0.9
+    # Self-consistent: the boxed answer is the last partial result of the working.
+    assert all(int(a.split("</think>")[0].strip().splitlines()[-1].rsplit("-> ", 1)[1])
+               == int(re.search(r"\\boxed\{(\d+)\}", a.split("</think>")[1]).group(1)) for a in answers)
+    with pytest.raises(ValueError, match="warmup_slip_rate"):
+        NanoTaskConfig(warmup_slip_rate=1.5)

@@ -370,3 +370,16 @@ def test_longest_paragraph_code_and_repetition() -> None:
     assert repetition_ratio("wait, let me check again. " * 50, n=5) > 0.9
     with pytest.raises(ValueError):
         repetition_ratio("x", n=0)
+
+
+def test_pool_routes_a_gold_to_the_same_worker_in_every_batch():
+    """Worker caches only pay off if a gold lands on the same worker batch after batch (GRPO, eval)."""
+    from distill.verify.pool import _queues_by_gold
+
+    golds = [rf"\frac{{{k}}}{{7}}" for k in range(40)]
+    first = _queues_by_gold([("1", g) for g in golds], 2)
+    slot_of = {golds[i]: s for s, q in enumerate(first) for i in q}
+    assert set(slot_of.values()) == {0, 1}  # both workers get golds
+    shuffled = golds[::-1] + golds[:5]
+    second = _queues_by_gold([("2", g) for g in shuffled], 2)
+    assert all(slot_of[shuffled[i]] == s for s, q in enumerate(second) for i in q)

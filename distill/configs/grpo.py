@@ -111,6 +111,9 @@ class GRPOStageConfig:
                                                    "max_completion_length)")
     eval_batch_size: int = option(8, "held-out problems generated together")
     plot_every: int = option(10, "redraw the PNG plots every N metric rows")
+    keep_best: bool = option(
+        False, "the final model is the policy at the held-out eval with the best pass@1 (ties: the earliest), "
+               "not the last step; point eval_dataset at a validation split, never at the test set you report")
 
     # ------------------------------------------------------------------ checkpoints
     save_steps: int = option(50, "save a resumable checkpoint every N steps")
@@ -160,6 +163,12 @@ class GRPOStageConfig:
             raise ValueError("vllm_tensor_parallel_size and vllm_data_parallel_size must be >= 1")
         if self.eval_problems < 0 or self.eval_samples < 1 or self.eval_every < 0:
             raise ValueError("eval_problems must be >= 0, eval_samples >= 1 and eval_every >= 0")
+        if self.keep_best and not (self.eval_dataset or self.eval_problems):
+            raise ValueError("keep_best chooses among held-out evals: set eval_dataset (a validation split) or "
+                             "eval_problems > 0")
+        if self.keep_best and self.num_processes > 1 and self.strategy in ("zero3", "fsdp"):
+            raise ValueError(f"keep_best saves the policy from the main process, which holds only a shard under "
+                             f"{self.strategy}; use strategy ddp/zero2, or pick a checkpoint from eval.jsonl by hand")
         if self.max_completion_length < 1 or self.max_prompt_tokens < 1:
             raise ValueError("max_completion_length and max_prompt_tokens must be >= 1")
         if self.resume and self.overwrite:

@@ -12,7 +12,13 @@ class NanoTaskConfig:
     out: str = option("out/nano/task", "output folder: train.jsonl, heldout.jsonl, warmup/ (an SFT dataset)")
     train_problems: int = option(2000, "problems for GRPO and trace generation")
     heldout_problems: int = option(200, "held-out evaluation problems (never in any training set)")
+    validation_problems: int = option(
+        0, "problems for choosing checkpoints during training (validation.jsonl; disjoint from the others)")
     warmup_examples: int = option(4000, "gold-trace examples that warm the tiny base model up")
+    warmup_slip_rate: float = option(
+        0.0, "share of digit columns whose sum the warm-up traces get wrong by one (the working and answer "
+             "follow from the slip): the base learns to slip at about this rate, so the rate, not luck, sets "
+             "its accuracy, and RL has a habit to unlearn")
     min_value: int = option(10, "smallest operand")
     max_value: int = option(999, "largest operand")
     seed: int = option(0, "seed of the problem generator")
@@ -20,7 +26,11 @@ class NanoTaskConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.min_value < self.max_value:
             raise ValueError(f"need 0 <= min_value < max_value (got {self.min_value}, {self.max_value})")
+        if not 0.0 <= self.warmup_slip_rate <= 1.0:
+            raise ValueError(f"warmup_slip_rate must be within [0, 1], got {self.warmup_slip_rate}")
+        if min(self.train_problems, self.heldout_problems, self.validation_problems, self.warmup_examples) < 0:
+            raise ValueError("problem counts must be >= 0")
         pairs = (self.max_value - self.min_value + 1) ** 2
-        wanted = self.train_problems + self.heldout_problems + self.warmup_examples
+        wanted = self.train_problems + self.heldout_problems + self.validation_problems + self.warmup_examples
         if wanted > pairs // 2:
             raise ValueError(f"{wanted} problems requested but only {pairs} operand pairs exist; widen the range")

@@ -30,6 +30,8 @@ METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
 EVAL_SAMPLES_DIR = "eval"
 PLOTS_DIR = "plots"
+BEST_DIR = "best"            # keep_best: the policy at the best held-out eval so far
+BEST_FILE = "selected.json"  # inside BEST_DIR: its step and pass@1
 
 
 class MetricsCallback(TrainerCallback):
@@ -87,16 +89,20 @@ class HeldOutCallback(TrainerCallback):
     (one summary row per eval) and ``eval/step-NNNNNN.jsonl`` (every sample with its verdict)."""
 
     def __init__(self, evaluator: HeldOutEval, out_dir: str | Path, *, every: int, at_start: bool,
-                 stopping: Callable[[], bool] = lambda: False):
+                 stopping: Callable[[], bool] = lambda: False, keep_best: bool = False):
         self.evaluator = evaluator
         self.out = Path(out_dir)
         self.every = every
         self.at_start = at_start
         self.stopping = stopping
+        self.keep_best = keep_best
+        self.best: float | None = None
         self.last_step: int | None = None
         self.results: list[dict[str, Any]] = []
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.keep_best and state.is_world_process_zero:
+            self.best = _resume_best(self.out)
         if self.at_start:
             self._run(model, 0, state)
 
@@ -120,11 +126,41 @@ class HeldOutCallback(TrainerCallback):
         samples.parent.mkdir(parents=True, exist_ok=True)
         samples.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
         self.results.append(summary)
+        if self.keep_best and (self.best is None or summary["pass@1"] > self.best):
+            self.best = summary["pass@1"]
+            save_best(model, self.out / BEST_DIR, step, summary["pass@1"])
         msg = (f"held-out eval at step {step}: pass@1 {summary['pass@1']:.3f} ± {summary['pass@1_stderr']:.3f} "
                f"({summary['num_problems']} problems x {summary['n']} samples, mean "
                f"{summary['mean_completion_tokens']:.0f} tokens, {summary['eval_time_s']:.0f} s)")
         log.debug(msg)
         _write_line(msg)
+
+
+def save_best(model: Any, folder: Path, step: int, pass_at_1: float) -> None:
+    """Save the policy's weights and config to ``folder`` (replaced whole, so a crash leaves the old one)."""
+    import shutil
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    (tmp / BEST_FILE).write_text(json.dumps({"step": step, "pass@1": pass_at_1}) + "\n", encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+
+
+def _resume_best(out: Path) -> float | None:
+    """The best pass@1 so far when a run resumes; a saved best from after the checkpoint is discarded."""
+    import shutil
+
+    evals = read_jsonl(out / EVAL_FILE) if (out / EVAL_FILE).is_file() else []
+    best_file = out / BEST_DIR / BEST_FILE
+    if not best_file.is_file():
+        return None
+    selected = json.loads(best_file.read_text(encoding="utf-8"))
+    if not any(e.get("step") == selected["step"] for e in evals):
+        shutil.rmtree(out / BEST_DIR, ignore_errors=True)  # its eval row was dropped: that step is redone
+        return None
+    return max(e["pass@1"] for e in evals)
 
 
 class ProgressCallback(TrainerCallback):

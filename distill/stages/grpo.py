@@ -133,6 +133,8 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     _save_final(cfg, trainer, tokenizer, out, main_process)
     if not main_process:
         return out
+    if cfg.keep_best:
+        record.counts.update(_select_best(out, steps))
     _summarise(record, out, time.time() - started)
     record.write(out, status="complete")
     _print_summary(record, out)
@@ -262,7 +264,8 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
         evaluator = HeldOutEval(data.heldout, tokenizer, settings, setup.verify_params, rank=args.process_index,
                                 world=args.world_size)
         callbacks.append(HeldOutCallback(evaluator, out, every=cfg.eval_every,
-                                         at_start=cfg.eval_at_start and not resuming, stopping=lambda: stop.requested))
+                                         at_start=cfg.eval_at_start and not resuming, stopping=lambda: stop.requested,
+                                         keep_best=cfg.keep_best))
 
     def refresh_run_json(step: int) -> None:
         record.counts["steps"] = step
@@ -292,6 +295,25 @@ def _save_final(cfg: GRPOStageConfig, trainer: Any, tokenizer: Any, out: Path, m
     stale = out / "training_args.bin"
     if stale.exists():
         stale.unlink()                                # pickled TrainingArguments: not needed to load the model
+
+
+def _select_best(out: Path, last_step: int) -> dict[str, Any]:
+    """keep_best: put the best held-out policy's weights in ``out`` (the last step's are replaced)."""
+    from distill.grpo.callbacks import BEST_DIR, BEST_FILE
+
+    best = out / BEST_DIR
+    if not (best / BEST_FILE).is_file():
+        log.warning("keep_best: no held-out eval ran, so the final model is the last step's")
+        return {"selected_step": last_step}
+    selected = json.loads((best / BEST_FILE).read_text(encoding="utf-8"))
+    if selected["step"] != last_step:
+        for item in best.iterdir():
+            if item.name != BEST_FILE:
+                shutil.copy2(item, out / item.name)
+        print(f"grpo: keep_best: the final model is the policy at step {selected['step']} (held-out pass@1 "
+              f"{selected['pass@1']:.3f}, the best eval), not the last step {last_step}")
+    shutil.rmtree(best)
+    return {"selected_step": selected["step"], "selected_pass@1": selected["pass@1"]}
 
 
 def _summarise(record: RunRecord, out: Path, wall: float) -> None:

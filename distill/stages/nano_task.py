@@ -1,7 +1,8 @@
 """``distill nano-task``: write the nano arithmetic task (train and held-out problems, a warm-up SFT set).
 
 Held-out pairs are drawn first and excluded from every other split, so no training set contains them
-(neither ``a + b`` nor ``b + a``).
+(neither ``a + b`` nor ``b + a``); validation pairs (for choosing checkpoints) are drawn next and kept out
+of the training splits the same way, so selecting on them never touches the held-out score.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def run(cfg: NanoTaskConfig) -> Path:
     import datasets
 
     from distill.data.prompts import user_content
-    from distill.nano import gold_trace, problem_text, sample_pairs
+    from distill.nano import problem_text, sample_pairs, slipped_trace
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -32,6 +33,8 @@ def run(cfg: NanoTaskConfig) -> Path:
     used: set[tuple[int, int]] = set()
     heldout = sample_pairs(cfg.heldout_problems, cfg.min_value, cfg.max_value, rng, used)
     used |= {(b, a) for a, b in heldout}
+    validation = sample_pairs(cfg.validation_problems, cfg.min_value, cfg.max_value, rng, used)
+    used |= {(b, a) for a, b in validation}
     train = sample_pairs(cfg.train_problems, cfg.min_value, cfg.max_value, rng, used)
     warmup = sample_pairs(cfg.warmup_examples, cfg.min_value, cfg.max_value, rng, used)
 
@@ -41,13 +44,26 @@ def run(cfg: NanoTaskConfig) -> Path:
 
     _write_jsonl(out / "train.jsonl", rows(train, "train"))
     _write_jsonl(out / "heldout.jsonl", rows(heldout, "heldout"))
-    warm = [{"id": f"warmup-{i:05d}", "source": "nano-gold", "teacher": "gold",
-             "messages": [{"role": "user", "content": user_content(problem_text(a, b))},
-                          {"role": "assistant", "content": gold_trace(a, b)}]}
-            for i, (a, b) in enumerate(warmup)]
+    validation_file = out / "validation.jsonl"
+    if validation:
+        _write_jsonl(validation_file, rows(validation, "validation"))
+    elif validation_file.exists():
+        validation_file.unlink()  # from an earlier run with a validation split
+    slip_rng = random.Random(f"{cfg.seed}-slips")
+    warm, slipped = [], 0
+    for i, (a, b) in enumerate(warmup):
+        trace, correct = slipped_trace(a, b, slip_rng, cfg.warmup_slip_rate)
+        slipped += not correct
+        warm.append({"id": f"warmup-{i:05d}", "source": "nano-gold", "teacher": "gold", "correct": correct,
+                     "messages": [{"role": "user", "content": user_content(problem_text(a, b))},
+                                  {"role": "assistant", "content": trace}]})
     datasets.Dataset.from_list(warm).save_to_disk(str(out / "warmup"))
     record = RunRecord("nano-task", cfg)
-    record.counts.update(train=len(train), heldout=len(heldout), warmup=len(warm))
+    record.counts.update(train=len(train), heldout=len(heldout), validation=len(validation), warmup=len(warm),
+                         warmup_wrong=slipped)
     record.write(out)
-    print(f"nano task: {len(train)} train, {len(heldout)} held-out problems, {len(warm)} warm-up traces -> {out}")
+    extra = f", {len(validation)} validation" if validation else ""
+    wrong = f" ({slipped} with a slip in the working)" if slipped else ""
+    print(f"nano task: {len(train)} train, {len(heldout)} held-out{extra} problems, "
+          f"{len(warm)} warm-up traces{wrong} -> {out}")
     return out

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -318,16 +319,15 @@ class VerifyPool:
 def _queues_by_gold(jobs: list[tuple[str, str]], slots: int) -> list[deque[int]]:
     """One queue of job indices per worker slot, jobs with the same gold in the same queue.
 
-    Each worker keeps a cache of parsed answers; sending all of a gold's jobs to one worker parses that
-    gold once instead of once per worker (a gold parse costs about as much as the rest of a check).
+    Each worker keeps a cache of parsed answers (and sympy keeps caches of its own), and a gold parse
+    costs about as much as the rest of a check. A gold always goes to the same slot, chosen by a stable
+    hash of its text (not by its place in the batch), so it is parsed once per pool rather than once per
+    worker: GRPO, evaluation and the filter call this batch after batch on the same golds. Idle workers
+    steal from the busiest queue at the end, which keeps the load even.
     """
-    by_gold: dict[str, list[int]] = {}
-    for index, (_, gold) in enumerate(jobs):
-        by_gold.setdefault(gold, []).append(index)
     queues: list[deque[int]] = [deque() for _ in range(slots)]
-    # Largest groups first, each to the shortest queue: balanced queues, so little stealing later.
-    for group in sorted(by_gold.values(), key=len, reverse=True):
-        min(queues, key=len).extend(group)
+    for index, (_, gold) in enumerate(jobs):
+        queues[zlib.crc32(gold.encode("utf-8", "surrogatepass")) % slots].append(index)
     return queues
 
 

@@ -152,6 +152,45 @@ def run(pairs: list[Pair], workers: int, timeout: float, pool: object) -> tuple[
     return time.perf_counter() - start, time.process_time() - cpu, verdicts
 
 
+def _ceiling_child(part: list[Pair], timeout: float, ready: object, go: object, out: object) -> None:
+    from distill.verify.equivalence import warm_up
+
+    warm_up()
+    ready.set()  # type: ignore[attr-defined]
+    go.wait()  # type: ignore[attr-defined]
+    wall, _, _ = run(part, 0, timeout, None)
+    out.put(wall)  # type: ignore[attr-defined]
+
+
+def ceiling(pairs: list[Pair], workers: int, timeout: float) -> float:
+    """Wall seconds for ``workers`` independent serial processes, each on its share of the golds, at once.
+
+    No pool, no timeouts enforced from outside, no messages: what this machine gives for running this
+    work on ``workers`` cores at the same time, the most any pool could reach here.
+    """
+    import multiprocessing as mp
+    import zlib
+
+    ctx = mp.get_context("spawn")
+    shares: list[list[Pair]] = [[] for _ in range(workers)]
+    for p in pairs:
+        shares[zlib.crc32(p.gold.encode()) % workers].append(p)
+    go, out = ctx.Event(), ctx.Queue()
+    readies = [ctx.Event() for _ in range(workers)]
+    procs = [ctx.Process(target=_ceiling_child, args=(s, timeout, r, go, out)) for s, r in zip(shares, readies)]
+    for proc in procs:
+        proc.start()
+    for r in readies:
+        r.wait()
+    start = time.perf_counter()
+    go.set()
+    walls = [out.get() for _ in procs]
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.join()
+    return max(max(walls), elapsed)
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -175,6 +214,12 @@ def main() -> None:
         type=int,
         default=4,
         help="run serial and pool alternately on this many slices, so drifting machine load hits both alike",
+    )
+    ap.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="skip the reference run of independent serial processes (what this machine allows in parallel)",
     )
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -226,6 +271,7 @@ def main() -> None:
                 else:
                     pool_s, pool_cpu, pooled = pool_s + wall, pool_cpu + cpu, pooled + verdicts
     pool_cpu += children_cpu() - cpu_before
+    ceiling_s = ceiling(pairs, args.workers, args.timeout) if args.ceiling else 0.0
 
     n = len(pairs)
     print()
@@ -235,6 +281,12 @@ def main() -> None:
         f"   (+{startup_s:.2f} s one-off worker start-up, not counted)"
     )
     print(f"speed-up pool/serial: {serial_s / pool_s:.2f}x")
+    if args.ceiling:
+        print(
+            f"{args.workers} independent serial processes at once, each on its share of the golds (no pool): "
+            f"{ceiling_s:.2f} s  {n / ceiling_s:.1f}/s = {serial_s / ceiling_s:.2f}x serial; "
+            f"the pool reaches {ceiling_s / pool_s:.0%} of that"
+        )
     print(
         f"CPU seconds: serial {serial_cpu:.1f}, pool {pool_cpu:.1f} (parent + workers, start-up included); "
         f"on an otherwise idle machine the speed-up could reach about {args.workers * serial_cpu / pool_cpu:.2f}x"
