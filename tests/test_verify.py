@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -214,6 +216,35 @@ def test_pool_times_out_a_pathological_item_and_carries_on() -> None:
     assert elapsed < BOUND + 2.0, f"batch took {elapsed:.2f}s with a {BOUND}s bound"
     # the killed worker was replaced: the pool still works
     assert verify_batch([r"\boxed{x+1}"], ["1+x"], workers=2)[0].correct
+
+
+def test_pool_stops_a_slow_item_inside_the_worker_and_keeps_the_worker() -> None:
+    """The usual timeout is the worker's own alarm: same process before and after (its caches survive)."""
+    with VerifyPool(1) as pool:
+        verify_batch([r"\boxed{1}"], [r"\frac22"], pool=pool)
+        pid = pool._workers[0].proc.pid
+        verdicts = verify_batch([POWER_TOWER, r"\boxed{0.25}"], ["1", r"\frac14"], pool=pool, timeout=BOUND)
+        assert [v.status for v in verdicts] == ["timeout", "correct"]
+        assert BOUND <= verdicts[0].seconds < BOUND + 0.5
+        assert pool._workers[0].proc.pid == pid
+
+
+def test_pool_kills_a_worker_that_cannot_be_stopped() -> None:
+    """A worker that never answers (here: SIGSTOPped, as if stuck in C code) is killed just after the grace."""
+    from distill.verify.pool import HARD_KILL_GRACE_S
+
+    with VerifyPool(1) as pool:
+        verify_batch([r"\boxed{1}"], [r"\frac22"], pool=pool)
+        pid = pool._workers[0].proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        start = time.monotonic()
+        verdicts = verify_batch([r"\boxed{\frac{1}{3}}", r"\boxed{0.25}"], ["0.333333", r"\frac14"], pool=pool,
+                                timeout=BOUND)
+        first = time.monotonic() - start
+        assert [v.status for v in verdicts] == ["timeout", "correct"]
+        assert "worker killed" in verdicts[0].detail
+        assert BOUND + HARD_KILL_GRACE_S <= verdicts[0].seconds < BOUND + 1.0
+        assert pool._workers[0].proc.pid != pid and first < BOUND + 15.0
 
 
 def test_pool_with_every_worker_stuck_still_finishes() -> None:

@@ -1,10 +1,12 @@
 """One verify worker process: reads jobs as JSON lines on stdin, writes results as JSON lines.
 
-Started by :class:`distill.verify.pool.VerifyPool` as ``python -c BOOTSTRAP``; the parent kills it when a
-job overruns its deadline, so nothing in here needs a timeout. Protocol (one JSON object per line):
+Started by :class:`distill.verify.pool.VerifyPool` as ``python -c BOOTSTRAP``. Each job runs under an
+alarm of its own timeout (the worker answers "timeout" and carries on, its caches intact); the parent kills
+the worker only when a job overruns that by more than a grace period (stuck in C code, where no alarm
+reaches). Protocol (one JSON object per line):
 
 - worker -> parent, once, after imports: ``{"ready": true}`` (or ``{"error": "..."}`` and exit);
-- parent -> worker: ``{"i": job_id, "p": pred, "g": gold}``;
+- parent -> worker: ``{"i": job_id, "p": pred, "g": gold, "to": timeout_seconds}``;
 - worker -> parent: ``{"i": job_id, "s": status, "d": detail, "e": seconds, "t": time.monotonic()}``.
 
 The parent may queue several jobs; the worker runs them in order. ``t`` (the end of a job, which is the
@@ -47,7 +49,7 @@ def main() -> None:
         memory_mb = int(os.environ.get("DISTILL_VERIFY_MEMORY_MB", "0"))
         if memory_mb > 0:
             _limit_memory(memory_mb)
-        from distill.verify.equivalence import compare_math, warm_up
+        from distill.verify.equivalence import judge_inprocess, warm_up
 
         warm_up()  # import and exercise math-verify now, not inside the first job's deadline
     except BaseException:  # noqa: BLE001 - report anything that stops the worker from starting
@@ -58,11 +60,7 @@ def main() -> None:
         job = json.loads(line)
         start = time.monotonic()
         try:
-            status, detail = compare_math(job["p"], job["g"])
-        except RecursionError:
-            status, detail = "unparsable", "expression too deeply nested"
-        except MemoryError:
-            status, detail = "timeout", "out of memory while comparing"
+            status, detail, _ = judge_inprocess(job["p"], job["g"], job.get("to"))
         except Exception as exc:  # noqa: BLE001 - one bad item must not end the batch
             status, detail = "unparsable", f"{type(exc).__name__}: {exc}"[:300]
         end = time.monotonic()

@@ -40,6 +40,9 @@ from distill.verify.equivalence import (
 )
 
 DEFAULT_MEMORY_MB = 4096
+# A worker stops a job itself at its timeout (an alarm inside the worker, which keeps the worker and its warm
+# caches); only a job stuck where the alarm cannot reach it (C code) is killed, this long after its timeout.
+HARD_KILL_GRACE_S = 0.5
 
 
 @dataclass(eq=False)
@@ -64,8 +67,9 @@ class JobResult:
 class VerifyPool:
     """``workers`` killable processes that run :func:`~distill.verify.equivalence.compare_math`.
 
-    Each worker runs one job at a time; a job gets ``timeout`` seconds, then its worker is killed and
-    replaced (jobs queued behind it go back to the queue). Each worker is sent ``prefetch`` jobs beyond
+    Each worker runs one job at a time; a job gets ``timeout`` seconds. The worker stops it then by itself
+    (an alarm inside the worker: the worker and its caches survive); a job that does not stop within
+    ``HARD_KILL_GRACE_S`` more has its worker killed and replaced (jobs queued behind it go back to the queue). Each worker is sent ``prefetch`` jobs beyond
     the running one, so it never waits for this process to be scheduled between jobs (on a busy machine
     that wait can be as long as the job). Jobs are spread by gold answer (same gold, same worker: its
     parse is cached there), idle workers taking work from the busiest queue. ``memory_limit_mb`` caps
@@ -217,10 +221,10 @@ class VerifyPool:
                         index = _next_job(queues, slot)
                         if index is None:
                             break
-                        if not self._send(worker, index, jobs):
+                        if not self._send(worker, index, jobs, timeout):
                             queues[slot].appendleft(index)
                             break
-                wait = self._next_wakeup(time.monotonic(), timeout)
+                wait = self._next_wakeup(time.monotonic(), timeout + HARD_KILL_GRACE_S)
                 for key, _ in selector.select(timeout=wait):
                     worker, stream = key.data
                     slot = next((k for k, w in enumerate(self._workers) if w is worker), -1)
@@ -264,7 +268,7 @@ class VerifyPool:
                             worker.head_since = done if now - 60.0 < done <= now else now
                 now = time.monotonic()
                 for slot, worker in enumerate(self._workers):
-                    if worker.inflight and now - worker.head_since >= timeout:
+                    if worker.inflight and now - worker.head_since >= timeout + HARD_KILL_GRACE_S:
                         secs = now - worker.head_since
                         finish(
                             worker,
@@ -293,12 +297,13 @@ class VerifyPool:
         selector.register(worker.proc.stderr, selectors.EVENT_READ, (worker, "err"))  # type: ignore[arg-type]
 
     @staticmethod
-    def _send(worker: _Worker, index: int, jobs: list[tuple[str, str]]) -> bool:
+    def _send(worker: _Worker, index: int, jobs: list[tuple[str, str]], timeout: float) -> bool:
         """Hand job ``index`` to ``worker``; ``False`` if its pipe is broken (it gets replaced on EOF)."""
         pred, gold = jobs[index]
         assert worker.proc.stdin is not None
         try:
-            worker.proc.stdin.write((json.dumps({"i": index, "p": pred, "g": gold}) + "\n").encode())
+            job = {"i": index, "p": pred, "g": gold, "to": timeout}
+            worker.proc.stdin.write((json.dumps(job) + "\n").encode())
             worker.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             worker.ready, worker.broken = False, True
