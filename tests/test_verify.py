@@ -340,8 +340,11 @@ def test_verify_batch_progress(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_worker_start_up_failure_is_reported_not_hung() -> None:
-    # 20 MB of address space is too little to import math-verify: the worker reports and exits
-    with VerifyPool(1, memory_limit_mb=20) as pool, pytest.raises(RuntimeError, match="failed to start"):
+    # 20 MB of address space is too little to import math-verify: the worker reports and exits. Where the
+    # memory runs out (compiling a module, formatting the traceback) decides which of the two errors comes.
+    with VerifyPool(1, memory_limit_mb=20) as pool, pytest.raises(
+        RuntimeError, match="failed to start|exited during start-up"
+    ):
         pool.run([("0.5", r"\frac12")], timeout=5.0)
 
 

@@ -53,7 +53,11 @@ def main() -> None:
 
         warm_up()  # import and exercise math-verify now, not inside the first job's deadline
     except BaseException:  # noqa: BLE001 - report anything that stops the worker from starting
-        out.write(json.dumps({"error": traceback.format_exc()}) + "\n")
+        try:
+            message = json.dumps({"error": traceback.format_exc()})
+        except BaseException:  # noqa: BLE001 - out of memory even to format the traceback
+            message = '{"error": "the worker failed while starting and could not say why (out of memory?)"}'
+        out.write(message + "\n")
         return
     out.write('{"ready": true}\n')
     for line in sys.stdin:
