@@ -69,8 +69,8 @@ class VerifyPool:
 
     Each worker runs one job at a time; a job gets ``timeout`` seconds. The worker stops it then by itself
     (an alarm inside the worker: the worker and its caches survive); a job that does not stop within
-    ``HARD_KILL_GRACE_S`` more has its worker killed and replaced (jobs queued behind it go back to the queue). Each worker is sent ``prefetch`` jobs beyond
-    the running one, so it never waits for this process to be scheduled between jobs (on a busy machine
+    ``HARD_KILL_GRACE_S`` more has its worker killed and replaced (jobs queued behind it go back to the
+    queue). Each worker is sent ``prefetch`` jobs beyond the running one, so it never waits for this process to be scheduled between jobs (on a busy machine
     that wait can be as long as the job). Jobs are spread by gold answer (same gold, same worker: its
     parse is cached there), idle workers taking work from the busiest queue. ``memory_limit_mb`` caps
     each worker's address space (``RLIMIT_AS``; ``None`` for no cap): an answer that blows up memory
@@ -192,6 +192,7 @@ class VerifyPool:
         for worker in self._workers:
             self._register(selector, worker)
         remaining = len(jobs)
+        hard_deadline = timeout + HARD_KILL_GRACE_S  # the worker's own alarm stops a job at ``timeout``
 
         def finish(worker: _Worker, result: JobResult) -> None:
             """Record the result of the worker's running job."""
@@ -224,7 +225,7 @@ class VerifyPool:
                         if not self._send(worker, index, jobs, timeout):
                             queues[slot].appendleft(index)
                             break
-                wait = self._next_wakeup(time.monotonic(), timeout + HARD_KILL_GRACE_S)
+                wait = self._next_wakeup(time.monotonic(), hard_deadline)
                 for key, _ in selector.select(timeout=wait):
                     worker, stream = key.data
                     slot = next((k for k, w in enumerate(self._workers) if w is worker), -1)
@@ -268,12 +269,10 @@ class VerifyPool:
                             worker.head_since = done if now - 60.0 < done <= now else now
                 now = time.monotonic()
                 for slot, worker in enumerate(self._workers):
-                    if worker.inflight and now - worker.head_since >= timeout + HARD_KILL_GRACE_S:
+                    if worker.inflight and now - worker.head_since >= hard_deadline:
                         secs = now - worker.head_since
-                        finish(
-                            worker,
-                            JobResult("timeout", f"no result within {timeout:g} s; worker killed", secs),
-                        )
+                        detail = f"no result within {hard_deadline:g} s (not stopped at {timeout:g} s); worker killed"
+                        finish(worker, JobResult("timeout", detail, secs))
                         replace(worker, slot)
                     elif not worker.ready and now - worker.started > self.start_timeout:
                         raise RuntimeError(
@@ -398,7 +397,8 @@ def verify_batch(
     text) is decided here too. The rest is deduplicated on ``(pred, gold)`` and judged by worker
     processes (``workers=None``: one per CPU; ``0`` or ``1``: in this process, serially — then the
     ``timeout`` holds only on the main thread). In a pool, an item that takes longer than ``timeout``
-    seconds becomes status "timeout", its worker is killed and replaced, and the batch goes on.
+    seconds becomes status "timeout" (its worker stops it; one stuck past a short grace is killed and
+    replaced), and the batch goes on.
     Pass ``pool`` to use your own :class:`VerifyPool` instead of the shared one.
 
     Example:

@@ -169,12 +169,13 @@ def ceiling(pairs: list[Pair], workers: int, timeout: float) -> float:
     work on ``workers`` cores at the same time, the most any pool could reach here.
     """
     import multiprocessing as mp
-    import zlib
+
+    from distill.verify.pool import _queues_by_gold
 
     ctx = mp.get_context("spawn")
-    shares: list[list[Pair]] = [[] for _ in range(workers)]
-    for p in pairs:
-        shares[zlib.crc32(p.gold.encode()) % workers].append(p)
+    # The same split by gold as the pool's queues, so both measure the same division of the work.
+    queues = _queues_by_gold([(p.completion, p.gold) for p in pairs], workers)
+    shares = [[pairs[i] for i in queue] for queue in queues]
     go, out = ctx.Event(), ctx.Queue()
     readies = [ctx.Event() for _ in range(workers)]
     procs = [ctx.Process(target=_ceiling_child, args=(s, timeout, r, go, out)) for s, r in zip(shares, readies)]
