@@ -70,6 +70,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_gpus(num_processes: int) -> None:
+    """One process per GPU: refuse before launching when this machine shows fewer GPUs than processes (else
+    two ranks share a card and NCCL stops them with 'Duplicate GPU detected')."""
+    gpus = visible_gpus()
+    if 0 < gpus < num_processes:
+        shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={shown})" if shown is not None else ""
+        raise DistillError(f"num_processes {num_processes} needs one GPU per process, but this machine shows {gpus}"
+                           f"{where}: set num_processes to {gpus} (--set <stage>.num_processes={gpus}), or raise "
+                           "gradient_accumulation_steps to keep the batch size")
+
+
 def launch_command(section: str, recipe_file: Path, *, config_file: Path, num_processes: int,
                    mixed_precision: str, port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
@@ -86,6 +104,8 @@ def relaunch(section: str, cfg: Any, *, workdir: str | Path, config_file: Path, 
     group); this waits for them to stop and re-raises KeyboardInterrupt.
     """
     check_launch_config(config_file)
+    if not cpu:
+        check_gpus(num_processes)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     recipe_file = workdir / f"launch-{section}.yaml"

@@ -97,11 +97,34 @@ def operands(problem: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def sample_pairs(n: int, lo: int, hi: int, rng: random.Random, exclude: set[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``n`` distinct operand pairs not in ``exclude`` (which is updated)."""
+def draw_operand(lo: int, hi: int, rng: random.Random, *, by_digits: bool) -> int:
+    """One operand in ``[lo, hi]``: uniform over the values, or (``by_digits``) first a digit count uniform over
+    those the range holds, then a value with that many digits.
+
+    Drawn by value from 10-999, nine operands in ten have three digits and a sum of a 3-digit and a 2-digit
+    number (440 + 51, whose columns do not line up from the left) is about one problem in six; drawn by digits
+    it is one in two, so a model sees enough of them to learn to align the columns.
+
+    >>> sorted({len(str(draw_operand(10, 999, random.Random(i), by_digits=True))) for i in range(50)})
+    [2, 3]
+    """
+    if not by_digits:
+        return rng.randint(lo, hi)
+    digits = rng.randint(len(str(lo)), len(str(hi)))
+    return rng.randint(max(lo, 10 ** (digits - 1) if digits > 1 else 0), min(hi, 10 ** digits - 1))
+
+
+def sample_pairs(n: int, lo: int, hi: int, rng: random.Random, exclude: set[tuple[int, int]], *,
+                 by_digits: bool = False) -> list[tuple[int, int]]:
+    """``n`` distinct operand pairs not in ``exclude`` (which is updated); see :func:`draw_operand`."""
     out: list[tuple[int, int]] = []
+    tries = 0
     while len(out) < n:
-        pair = (rng.randint(lo, hi), rng.randint(lo, hi))
+        tries += 1
+        if tries > 50 * n + 1000:
+            raise ValueError(f"drew {len(out)} of {n} distinct operand pairs in [{lo}, {hi}] after {tries - 1} tries; "
+                             "widen the range (min_value, max_value) or ask for fewer problems")
+        pair = (draw_operand(lo, hi, rng, by_digits=by_digits), draw_operand(lo, hi, rng, by_digits=by_digits))
         if pair in exclude:
             continue
         exclude.add(pair)

@@ -55,3 +55,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real eval data not found at {SHARED_DATA} (it sits beside the checkout on our machines)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def cpu_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Launch tests on CPU ranks (gloo) also on a GPU machine: the stage sees no CUDA, nor do its children."""
+    import distill.grpo.trl_args as trl_args
+    import distill.stages.sft as sft_stage
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(sft_stage, "_cuda", lambda: False)
+    monkeypatch.setattr(trl_args, "cuda_available", lambda: False)

@@ -128,3 +128,20 @@ def test_committed_model_cards_are_what_distill_card_writes(tmp_path, monkeypatc
         assert committed.is_file(), f"{committed} missing: run `distill card --student all` at the repo root"
         assert committed.read_text() == (tmp_path / "MODEL_CARDS" / f"{name}.md").read_text(), (
             f"{committed} differs from what `distill card --student {name}` writes; regenerate it")
+
+
+def test_lineage_reaches_every_shard_of_a_sharded_generate(tmp_path):
+    """`distill generate --num-shards 2` writes no top-level run.json, one per job under runs/: the filter's
+    input resolves to both shard runs rather than to nothing."""
+    traces, data = tmp_path / "traces", tmp_path / "sft-data"
+    for i in range(2):
+        gen = RunRecord("generate", FakeConfig(note=f"shard {i}"))
+        gen.counts["completions"] = 10 + i
+        gen.write(traces / "runs" / f"shard-{i:05d}-of-00002")
+    RunRecord("filter", FakeConfig(note="rejection sampling"), inputs={"traces[0]": traces}).write(data)
+    node = trace_lineage(data)
+    assert not node.unresolved
+    assert [(how, n.stage, n.record["counts"]) for how, n in node.flatten()] == [
+        ("start", "filter", {}),
+        ("traces[0][shard-00000-of-00002]", "generate", {"completions": 10}),
+        ("traces[0][shard-00001-of-00002]", "generate", {"completions": 11})]

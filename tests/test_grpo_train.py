@@ -21,6 +21,7 @@ from distill.data.prompts import r1_zero_prompt
 from distill.errors import DistillError
 from distill.grpo.reward_setup import RewardSetup, setup_rewards
 from distill.rewards import completion_text
+from distill.runinfo import is_complete
 
 
 def _problems(path: Path, n: int) -> Path:
@@ -231,13 +232,13 @@ def test_grpo_improves_a_reward_the_tiny_model_can_reach(tiny_qwen, tmp_path):
 
 @pytest.mark.multiproc
 @pytest.mark.slow
-def test_two_cpu_ranks_through_accelerate_launch(tiny_qwen, tmp_path):
+def test_two_cpu_ranks_through_accelerate_launch(tiny_qwen, tmp_path, cpu_ranks):
     """distill.launch relaunches on 2 CPU ranks (gloo): one metrics file, the held-out eval sharded and gathered."""
     from distill.stages.grpo import run
 
     data = _problems(tmp_path / "problems.jsonl", 24)
     cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=2, per_device_train_batch_size=4, max_completion_length=8,
-               eval_every=1, num_processes=2, strategy="ddp")
+               eval_every=1, num_processes=2, strategy="ddp", overwrite=True)
     out = run(cfg)
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["status"] == "complete" and run_json["world_size"] == 2 and run_json["counts"]["steps"] == 2
@@ -247,8 +248,12 @@ def test_two_cpu_ranks_through_accelerate_launch(tiny_qwen, tmp_path):
     assert sorted((r["id"], r["sample"]) for r in records) == sorted(
         {(r["id"], r["sample"]) for r in records})                        # 3 problems x 2 samples, no duplicates
     assert len(records) == 6
+    # the ranks ran with overwrite off (it was done before launching); the record shows the config asked for,
+    # so a pipeline that asked for it sees the step complete
+    assert run_json["config"]["overwrite"] is True and is_complete(out, cfg)
     before = (out / "run.json").read_text()
-    assert run(cfg) == out and (out / "run.json").read_text() == before   # finished: not launched again
+    again = GRPOStageConfig(**{**cfg.__dict__, "overwrite": False})
+    assert run(again) == out and (out / "run.json").read_text() == before   # finished: not launched again
 
 
 @pytest.mark.gpu

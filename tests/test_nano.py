@@ -86,3 +86,30 @@ def test_slipped_warmup_traces_are_wrong_at_about_the_rate_and_self_consistent(t
                == int(re.search(r"\\boxed\{(\d+)\}", a.split("</think>")[1]).group(1)) for a in answers)
     with pytest.raises(ValueError, match="warmup_slip_rate"):
         NanoTaskConfig(warmup_slip_rate=1.5)
+
+
+def test_sampling_by_digits_makes_mixed_length_sums_common_and_keeps_splits_apart(tmp_path):
+    def mixed_share(sampling: str) -> tuple[float, set[frozenset[int]], set[frozenset[int]]]:
+        out = tmp_path / sampling
+        run(NanoTaskConfig(out=str(out), train_problems=1000, heldout_problems=200, warmup_examples=200,
+                           operand_sampling=sampling))
+        split = {s: [operands(json.loads(x)["problem"]) for x in (out / f"{s}.jsonl").read_text().splitlines()]
+                 for s in ("train", "heldout")}
+        mixed = sum(len(str(a)) != len(str(b)) for a, b in split["train"]) / len(split["train"])
+        return mixed, {frozenset(p) for p in split["train"]}, {frozenset(p) for p in split["heldout"]}
+
+    by_value, _, _ = mixed_share("values")
+    by_digits, train, held = mixed_share("digits")
+    assert 0.10 < by_value < 0.24            # about 2 x 0.9 x 0.09 = 0.16 from 10-999
+    assert 0.43 < by_digits < 0.57           # one in two
+    assert not train & held
+
+
+def test_unknown_operand_sampling_and_an_exhausted_range_are_clear_errors():
+    with pytest.raises(ValueError, match="operand_sampling"):
+        NanoTaskConfig(operand_sampling="lengths")
+    from random import Random
+
+    from distill.nano import sample_pairs
+    with pytest.raises(ValueError, match="widen the range"):
+        sample_pairs(5, 1, 2, Random(0), set())

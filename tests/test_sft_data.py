@@ -503,3 +503,31 @@ def test_launch_command_and_deepspeed_check(tmp_path):
         with pytest.raises(DistillError, match="pip install 'distill\\[deepspeed\\]'"):
             check_launch_config(accelerate_config_file("zero3"))
     assert check_launch_config(accelerate_config_file("ddp"))["distributed_type"] == "MULTI_GPU"
+
+
+def test_more_processes_than_gpus_is_refused_before_launching(tmp_path, monkeypatch):
+    import distill.launch as launch
+    from distill.configs.sft import SFTStageConfig
+
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 1)
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("launched anyway"))
+    with pytest.raises(DistillError, match="num_processes 2 needs one GPU per process, but this machine shows 1"):
+        launch.relaunch("sft", SFTStageConfig(student="tiny-qwen", max_length=256), workdir=tmp_path, config_file=launch.accelerate_config_file("ddp"),
+                        num_processes=2)
+    assert not (tmp_path / "launch-sft.yaml").exists()
+    launch.check_gpus(1)                                  # one process per GPU is fine
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 0)
+    launch.check_gpus(4)                                  # no GPU at all: the CPU path decides, not this check
+
+
+def test_packing_without_flash_attention_on_a_gpu_warns_with_the_measured_cost():
+    from distill.configs.sft import SFTStageConfig
+    from distill.stages.sft import packing_attention_warning
+
+    cfg = SFTStageConfig(student="tiny-qwen", max_length=4096, packing=True)
+    msg = packing_attention_warning(cfg, "sdpa", cuda=True)
+    assert msg and "4096 x 4096" in msg and "0.38x" in msg and "pip install flash-attn" in msg
+    assert packing_attention_warning(cfg, "flash_attention_2", cuda=True) is None      # varlen kernels: no mask
+    assert packing_attention_warning(cfg, "sdpa", cuda=False) is None                  # CPU: nothing faster exists
+    unpacked = SFTStageConfig(student="tiny-qwen", max_length=4096, packing=False)
+    assert packing_attention_warning(unpacked, "sdpa", cuda=True) is None

@@ -10,7 +10,7 @@ from test_sft import rows
 pytestmark = pytest.mark.multiproc
 
 
-def test_two_process_data_parallel_sft(tiny_qwen, tmp_path, capsys):
+def test_two_process_data_parallel_sft(tiny_qwen, tmp_path, capsys, cpu_ranks):
     import datasets
 
     from distill.configs.sft import SFTStageConfig

@@ -21,11 +21,17 @@ class NanoTaskConfig:
              "its accuracy, and RL has a habit to unlearn")
     min_value: int = option(10, "smallest operand")
     max_value: int = option(999, "largest operand")
+    operand_sampling: str = option(
+        "values", "how operands are drawn: 'values' (uniform over min_value..max_value, so from 10-999 nine in ten "
+                  "have three digits and 3-digit + 2-digit sums are one problem in six) or 'digits' (a digit count "
+                  "uniform over those the range holds, then a value: mixed-length sums become one in two)")
     seed: int = option(0, "seed of the problem generator")
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_value < self.max_value:
             raise ValueError(f"need 0 <= min_value < max_value (got {self.min_value}, {self.max_value})")
+        if self.operand_sampling not in ("values", "digits"):
+            raise ValueError(f"operand_sampling must be 'values' or 'digits', got {self.operand_sampling!r}")
         if not 0.0 <= self.warmup_slip_rate <= 1.0:
             raise ValueError(f"warmup_slip_rate must be within [0, 1], got {self.warmup_slip_rate}")
         if min(self.train_problems, self.heldout_problems, self.validation_problems, self.warmup_examples) < 0:

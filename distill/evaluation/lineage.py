@@ -54,6 +54,16 @@ def _input_path(value: Any) -> str | None:
     return None
 
 
+def run_folders(path: Path) -> list[Path]:
+    """The run folders a stage input stands for: the folder itself when it holds a run.json, or else, for the
+    output of a sharded ``distill generate`` (``--num-shards N``: each job records its run in
+    ``runs/shard-XXXXX-of-N/``), every shard's run folder."""
+    if (path / RUN_FILE).is_file():
+        return [path]
+    runs = path / "runs"
+    return sorted(r.parent for r in runs.glob(f"*/{RUN_FILE}")) if runs.is_dir() else []
+
+
 def trace_lineage(folder: str | Path, *, _seen: frozenset[Path] = frozenset()) -> RunNode | None:
     """The run in ``folder`` and, recursively, the runs of its inputs; None if ``folder`` has no run.json."""
     folder = Path(folder)
@@ -68,14 +78,16 @@ def trace_lineage(folder: str | Path, *, _seen: frozenset[Path] = frozenset()) -
             continue
         p = Path(path)
         candidates = [p] if p.is_absolute() else [p, folder / p, folder.parent / p]
-        found = next((c for c in candidates if (c / RUN_FILE).is_file()), None)
-        if found is None or found.resolve() in _seen | {key}:
-            if found is None:
-                node.unresolved[name] = path
+        runs = next((r for r in (run_folders(c) for c in candidates) if r), [])
+        if not runs:
+            node.unresolved[name] = path
             continue
-        child = trace_lineage(found, _seen=_seen | {key})
-        if child is not None:
-            node.upstream[name] = child
+        for run in runs:
+            if run.resolve() in _seen | {key}:
+                continue
+            child = trace_lineage(run, _seen=_seen | {key})
+            if child is not None:
+                node.upstream[name if len(runs) == 1 else f"{name}[{run.name}]"] = child
     return node
 
 

@@ -39,7 +39,7 @@ from typing import Any
 from distill.config import config_to_dict
 from distill.configs.grpo import GRPOStageConfig
 from distill.errors import DistillError
-from distill.runinfo import RunRecord, read_run
+from distill.runinfo import RunRecord, read_run, restamp_config
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def _relaunch(cfg: GRPOStageConfig, out: Path) -> Path:
     if not rec or rec.get("status") != "complete":
         raise DistillError(f"the launched run ended without a complete {out}/run.json; rerun the same command to "
                           "resume from its last checkpoint")
+    restamp_config(out, cfg)                     # the ranks ran `child`: record the config that was asked for
     return out
 
 

@@ -31,12 +31,13 @@ def run(cfg: NanoTaskConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     used: set[tuple[int, int]] = set()
-    heldout = sample_pairs(cfg.heldout_problems, cfg.min_value, cfg.max_value, rng, used)
+    by_digits = cfg.operand_sampling == "digits"
+    heldout = sample_pairs(cfg.heldout_problems, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
     used |= {(b, a) for a, b in heldout}
-    validation = sample_pairs(cfg.validation_problems, cfg.min_value, cfg.max_value, rng, used)
+    validation = sample_pairs(cfg.validation_problems, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
     used |= {(b, a) for a, b in validation}
-    train = sample_pairs(cfg.train_problems, cfg.min_value, cfg.max_value, rng, used)
-    warmup = sample_pairs(cfg.warmup_examples, cfg.min_value, cfg.max_value, rng, used)
+    train = sample_pairs(cfg.train_problems, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
+    warmup = sample_pairs(cfg.warmup_examples, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
 
     def rows(pairs: list[tuple[int, int]], split: str) -> list[dict]:
         return [{"id": f"{split}-{i:05d}", "problem": problem_text(a, b), "answer": str(a + b), "source": "nano"}

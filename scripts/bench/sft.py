@@ -12,13 +12,16 @@ two cores. Three ways of batching the same examples are timed (forward, backward
 It prints real (non-pad) tokens per second and the share of computed positions that are padding, and the
 speed-up of each variant over plain padding. Nothing is hard-coded: every figure is measured in this run.
 
-GPU (``--gpu``): builds a Qwen2.5-1.5B-shaped model from the registry's shape (random weights, no download),
-trains packed rows of ``--seq-len`` tokens in bf16 with gradient checkpointing, and reports tokens/s and model
-FLOPs utilisation (MFU: 6 x matmul parameters + causal attention within each packed document, per token, over
+GPU (``--gpu``): builds a Qwen2.5-1.5B-shaped model from the registry's shape on the card (random weights, no
+download) and trains rows of ``--seq-len`` tokens in bf16 with gradient checkpointing, for each attention kernel
+in ``--attn`` and each row layout in ``--layouts``: ``packed`` (long-tailed documents packed padding-free, as
+``distill sft`` trains) and ``single`` (one causal document per row, the kernel's best case). It reports tokens/s
+and model FLOPs utilisation (MFU: 6 x matmul parameters + causal attention within each document, per token, over
 the card's dense bf16 peak). It refuses to run without CUDA.
 
     python scripts/bench/sft.py                       # CPU, about a minute
     python scripts/bench/sft.py --gpu --seq-len 16384 # on a GPU machine
+    python scripts/bench/sft.py --gpu --attn sdpa,flex_attention --layouts packed
 """
 
 from __future__ import annotations
@@ -156,6 +159,23 @@ def matmul_params(s) -> int:  # type: ignore[no-untyped-def]
     return s.layers * per_layer + s.vocab * s.hidden
 
 
+def gpu_rows(seq_len: int, count: int, seed: int, layout: str) -> list[list[int]]:
+    """Document lengths per row: ``packed`` fills each row of ``seq_len`` with whole long-tailed documents (what
+    ``distill sft`` trains on); ``single`` is one document of ``seq_len`` per row (plain causal attention, the
+    upper bound any kernel reaches)."""
+    if layout == "single":
+        return [[seq_len] for _ in range(count)]
+    docs = long_tailed_lengths(4096, seq_len / 6, 0.9, 64, seq_len, seed)
+    rows, row, used = [], [], 0
+    for n in docs:
+        if used + n > seq_len:
+            rows.append(row)
+            row, used = [], 0
+        row.append(n)
+        used += n
+    return rows[:count]
+
+
 def run_gpu(args: argparse.Namespace) -> None:
     import torch
 
@@ -176,57 +196,77 @@ def run_gpu(args: argparse.Namespace) -> None:
     if peak is None:
         print(f"unknown peak bf16 FLOP/s for {name!r}: pass --peak-tflops", file=sys.stderr)
         sys.exit(2)
-    attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+    auto = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+    attns = [auto if a == "auto" else a for a in args.attn.split(",")]
+    layouts = args.layouts.split(",")
     config = AutoConfig.for_model("qwen2", vocab_size=s.vocab, hidden_size=s.hidden, num_hidden_layers=s.layers,
                                   num_attention_heads=s.heads, num_key_value_heads=s.kv_heads,
                                   intermediate_size=s.intermediate, max_position_embeddings=max(32768, args.seq_len),
                                   tie_word_embeddings=s.tied_embeddings, rope_theta=s.rope_theta)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation=attn, dtype=torch.bfloat16).cuda()
+    with torch.device("cuda"):                      # initialise on the card: seconds, not a minute on the host
+        model = AutoModelForCausalLM.from_config(config, attn_implementation=attns[0], dtype=torch.bfloat16)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    docs = long_tailed_lengths(4096, args.seq_len / 6, 0.9, 64, args.seq_len, args.seed)
-    rows, row, used = [], [], 0
-    for n in docs:                                           # fill rows of seq_len with whole documents
-        if used + n > args.seq_len:
-            rows.append(row)
-            row, used = [], 0
-        row.append(n)
-        used += n
-    rows = rows[: args.steps + args.warmup]
     gen = torch.Generator(device="cuda").manual_seed(0)
+    n_mm = matmul_params(s)
 
     def batch(parts: list[int]) -> dict:
-        total = sum(parts)
-        ids = torch.randint(0, s.vocab, (1, total), device="cuda", generator=gen)
+        ids = torch.randint(0, s.vocab, (1, sum(parts)), device="cuda", generator=gen)
         pos = torch.cat([torch.arange(n, device="cuda") for n in parts])[None]
         return {"input_ids": ids, "position_ids": pos, "labels": ids}
 
-    tokens, attn_flops = 0, 0.0
-    for i, parts in enumerate(rows):
-        if i == args.warmup:
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-        loss = model(**batch(parts), use_cache=False).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= args.warmup:
-            tokens += sum(parts)
-            # causal attention: QK^T and AV, forward 2 x 2 x n^2/2 x hidden per layer, x3 with backward
-            attn_flops += sum(6 * s.layers * s.hidden * n * n for n in parts)
-    torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    n_mm = matmul_params(s)
-    model_flops = 6 * n_mm * tokens + attn_flops
-    print(f"{name}: Qwen2.5-1.5B shape ({s.num_parameters() / 1e9:.2f} B params, random weights), bf16, {attn}, "
-          f"gradient checkpointing, packed rows of {args.seq_len} tokens, {args.steps} timed steps")
-    print(f"  tokens/s            {tokens / elapsed:,.0f}")
-    print(f"  MFU                 {model_flops / elapsed / peak:.1%} (model FLOPs {model_flops / elapsed / 1e12:.0f} "
-          f"TFLOP/s of {peak / 1e12:.0f} peak)")
-    print(f"  HFU (+recompute)    {(model_flops + 2 * n_mm * tokens + attn_flops / 3) / elapsed / peak:.1%}")
-    print(f"  peak memory         {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    print(f"{name}: Qwen2.5-1.5B shape ({s.num_parameters() / 1e9:.2f} B params, random weights), bf16 weights, "
+          f"gradient checkpointing, fused AdamW, rows of {args.seq_len} tokens, {args.warmup} untimed + "
+          f"{args.steps} timed steps per variant")
+    print(f"{'attention':<20} {'layout':<8} {'docs/row':>8} {'tokens/s':>10} {'MFU':>6} {'HFU':>6} {'s/step':>7} "
+          f"{'peak GiB':>8}")
+    results = {}
+    for attn in attns:
+        try:
+            model.set_attn_implementation(attn)
+        except Exception as exc:  # noqa: BLE001 - a kernel this machine lacks is a row of the report
+            print(f"{attn:<20} unavailable: {type(exc).__name__}: {str(exc)[:120]}")
+            continue
+        for layout in layouts:
+            rows = gpu_rows(args.seq_len, args.steps + args.warmup, args.seed, layout)
+            torch.cuda.reset_peak_memory_stats()
+            tokens, attn_flops = 0, 0.0
+            try:
+                for i, parts in enumerate(rows):
+                    if i == args.warmup:
+                        torch.cuda.synchronize()
+                        start = time.perf_counter()
+                    loss = model(**batch(parts), use_cache=False).loss
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    if i >= args.warmup:
+                        tokens += sum(parts)
+                        # causal attention: QK^T and AV, 2 x 2 x n^2/2 x hidden per layer forward, x3 with backward
+                        attn_flops += sum(6 * s.layers * s.hidden * n * n for n in parts)
+                torch.cuda.synchronize()
+            except Exception as exc:  # noqa: BLE001
+                print(f"{attn:<20} {layout:<8} failed: {type(exc).__name__}: {str(exc)[:160]}")
+                opt.zero_grad(set_to_none=True)
+                continue
+            elapsed = time.perf_counter() - start
+            model_flops = 6 * n_mm * tokens + attn_flops
+            mfu = model_flops / elapsed / peak
+            hfu = (model_flops + 2 * n_mm * tokens + attn_flops / 3) / elapsed / peak
+            docs = sum(len(r) for r in rows[args.warmup:]) / max(1, len(rows) - args.warmup)
+            results[(attn, layout)] = tokens / elapsed
+            print(f"{attn:<20} {layout:<8} {docs:>8.1f} {tokens / elapsed:>10,.0f} {mfu:>6.1%} {hfu:>6.1%} "
+                  f"{elapsed / args.steps:>7.2f} {torch.cuda.max_memory_allocated() / 2**30:>8.1f}", flush=True)
+    ref = results.get((attns[0], "single"))
+    if ref:
+        for (attn, layout), tps in results.items():
+            if layout == "packed":
+                print(f"packed rows with {attn} run at {tps / ref:.2f}x the tokens/s of one causal document per row "
+                      f"with {attns[0]}")
+    print("MFU counts 6 x matmul parameters per token plus causal attention within each document, over the card's "
+          f"dense bf16 peak ({peak / 1e12:.0f} TFLOP/s); HFU adds the recomputed forward.")
 
 
 def main() -> None:
@@ -246,6 +286,11 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=8192, help="GPU: packed row length")
     p.add_argument("--steps", type=int, default=10, help="GPU: timed steps")
     p.add_argument("--warmup", type=int, default=3, help="GPU: untimed first steps")
+    p.add_argument("--attn", default="auto", help="GPU: attention kernels to time, comma-separated (auto = "
+                   "flash_attention_2 when flash-attn is installed, else sdpa; also sdpa, flex_attention, eager)")
+    p.add_argument("--layouts", default="single,packed", help="GPU: row layouts, comma-separated: 'packed' "
+                   "(long-tailed documents packed into each row, as distill sft trains) and 'single' (one causal "
+                   "document per row)")
     p.add_argument("--peak-tflops", type=float, default=None, help="GPU: dense bf16 peak, when the card is unknown")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
