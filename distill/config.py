@@ -308,10 +308,21 @@ def dump_config(section: str, cfg: Any) -> str:
 
 
 def config_fingerprint(cfg: Any) -> str:
-    """A short stable hash of a config's values (used to decide whether a stage must rerun)."""
+    """A short stable hash of a config's values (used to decide whether a stage must rerun).
+
+    Each value is first put in its declared type, as loading a recipe would, so the same config hashes the same
+    however it was built: in Python (a float option given ``0``), or read back from a recipe file (``0.0``), as
+    the ranks of a relaunched stage read theirs.
+    """
+    import contextlib
     import hashlib
 
-    blob = json.dumps(config_to_dict(cfg, redact=True), sort_keys=True, default=str)
+    values = config_to_dict(cfg, redact=True)
+    types = field_types(type(cfg))
+    for name, value in values.items():
+        with contextlib.suppress(ConfigError):        # what does not coerce (a redacted secret) is hashed as it is
+            values[name] = coerce(value, types[name], name)
+    blob = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

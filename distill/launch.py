@@ -37,6 +37,12 @@ def in_launched_process() -> bool:
     return os.environ.get(LAUNCHED_ENV) == "1" or "LOCAL_RANK" in os.environ
 
 
+def started_by_relaunch() -> bool:
+    """True inside a rank that :func:`relaunch` started: the launching process has already acted on --overwrite
+    (the ranks must not empty the folder again, where the launch recipe now lies)."""
+    return os.environ.get(LAUNCHED_ENV) == "1"
+
+
 def should_relaunch(num_processes: int, accelerate_config: str = "") -> bool:
     return (num_processes > 1 or bool(accelerate_config)) and not in_launched_process()
 

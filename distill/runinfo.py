@@ -139,24 +139,6 @@ class RunRecord:
         return target
 
 
-def restamp_config(folder: str | Path, config: Any) -> None:
-    """Make ``folder/run.json`` record ``config``: a stage that relaunches itself on several ranks hands them a
-    config adjusted only in how to start (its --overwrite already done, a found checkpoint to --resume), and the
-    record, its fingerprint and run id should show the config that was asked for."""
-    rec = read_run(folder)
-    if rec is None:
-        return
-    old, fp = rec.get("config_fingerprint"), config_fingerprint(config)
-    rec["config"] = config_to_dict(config, redact=True)
-    rec["config_fingerprint"] = fp
-    if old and isinstance(rec.get("run_id"), str):
-        rec["run_id"] = rec["run_id"].replace(f"-{old}-", f"-{fp}-", 1)
-    out = Path(folder)
-    tmp = out / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps(scrub(rec), indent=2, default=str) + "\n")
-    os.replace(tmp, out / RUN_FILE)
-
-
 def read_run(folder: str | Path) -> dict[str, Any] | None:
     """The ``run.json`` of a folder, or None when there is none (or it is unreadable)."""
     p = Path(folder) / RUN_FILE

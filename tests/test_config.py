@@ -125,3 +125,20 @@ def test_fingerprint_tracks_values():
 
 def test_parse_sets_defaults_to_section():
     assert parse_sets(["a=1", "x.b=2"], "demo") == {"demo": {"a": "1"}, "x": {"b": "2"}}
+
+
+def test_fingerprint_is_the_same_for_a_config_built_in_python_and_one_read_back_from_its_recipe(tmp_path):
+    """A relaunched stage's ranks read the config from a recipe file, where a float option given as 0 comes back
+    as 0.0: the run they record must still count as the run that was asked for."""
+    import yaml
+
+    from distill.config import config_fingerprint, config_to_dict, resolve_config
+    from distill.configs.grpo import GRPOStageConfig
+
+    cfg = GRPOStageConfig(model="m", dataset="d.jsonl", warmup_steps=0)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"grpo": config_to_dict(cfg, redact=False)}))
+    back = resolve_config(GRPOStageConfig, "grpo", recipe=recipe)
+    assert isinstance(back.warmup_steps, float) and isinstance(cfg.warmup_steps, int)
+    assert config_fingerprint(back) == config_fingerprint(cfg)
+    assert config_fingerprint(GRPOStageConfig(model="m", dataset="d.jsonl", warmup_steps=5)) != config_fingerprint(cfg)

@@ -248,8 +248,8 @@ def test_two_cpu_ranks_through_accelerate_launch(tiny_qwen, tmp_path, cpu_ranks)
     assert sorted((r["id"], r["sample"]) for r in records) == sorted(
         {(r["id"], r["sample"]) for r in records})                        # 3 problems x 2 samples, no duplicates
     assert len(records) == 6
-    # the ranks ran with overwrite off (it was done before launching); the record shows the config asked for,
-    # so a pipeline that asked for it sees the step complete
+    # the ranks get the config asked for (the launcher did the overwrite, they do not redo it), so the record
+    # shows it and a pipeline that asked for it sees the step complete
     assert run_json["config"]["overwrite"] is True and is_complete(out, cfg)
     before = (out / "run.json").read_text()
     again = GRPOStageConfig(**{**cfg.__dict__, "overwrite": False})

@@ -17,6 +17,7 @@ from typing import Any
 
 from distill.configs.sft import SFTStageConfig, train_fingerprint
 from distill.errors import DistillError
+from distill.launch import started_by_relaunch
 from distill.runinfo import read_run
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class OutState:
 def prepare_out(cfg: SFTStageConfig, out: Path, *, is_main: bool = True) -> OutState:
     """Decide between a fresh start, a resume and 'already done'; refuse to mix runs of different settings."""
     fp = train_fingerprint(cfg)
-    if cfg.overwrite and out.exists() and is_main:
+    if cfg.overwrite and out.exists() and is_main and not started_by_relaunch():
         here = Path.cwd().resolve()
         if out.resolve() in (here, *here.parents, Path.home().resolve()):
             raise DistillError(f"refusing to delete {out} (the current folder, a parent of it, or home)")

@@ -28,7 +28,6 @@ launcher may stop the ranks first, and the last periodic checkpoint is the place
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -39,7 +38,7 @@ from typing import Any
 from distill.config import config_to_dict
 from distill.configs.grpo import GRPOStageConfig
 from distill.errors import DistillError
-from distill.runinfo import RunRecord, read_run, restamp_config
+from distill.runinfo import RunRecord, read_run
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +66,19 @@ def _relaunch(cfg: GRPOStageConfig, out: Path) -> Path:
     from distill.grpo.trl_args import cuda_available
     from distill.launch import accelerate_config_file, relaunch
 
-    done, checkpoint = _prepare_out(cfg, out)
+    done, _ = _prepare_out(cfg, out)
     if done:
         return out
     cuda = cuda_available()
-    child = dataclasses.replace(cfg, overwrite=False, resume=cfg.resume or checkpoint is not None)
-    relaunch("grpo", child, workdir=out, config_file=accelerate_config_file(cfg.strategy, cfg.accelerate_config),
+    # The ranks get this same config (so run.json records what was asked for) and reach the same decision about
+    # OUT: the --overwrite is done here, and a resume finds the same checkpoint.
+    relaunch("grpo", cfg, workdir=out, config_file=accelerate_config_file(cfg.strategy, cfg.accelerate_config),
              num_processes=cfg.num_processes, mixed_precision="bf16" if cuda and cfg.bf16 is not False else "no",
              cpu=not cuda)
     rec = read_run(out)
     if not rec or rec.get("status") != "complete":
         raise DistillError(f"the launched run ended without a complete {out}/run.json; rerun the same command to "
                           "resume from its last checkpoint")
-    restamp_config(out, cfg)                     # the ranks ran `child`: record the config that was asked for
     return out
 
 
@@ -181,8 +180,9 @@ def _prepare_out(cfg: GRPOStageConfig, out: Path) -> tuple[bool, Path | None]:
     from transformers.trainer_utils import get_last_checkpoint
 
     from distill.grpo.trl_args import CHECKPOINTS
+    from distill.launch import started_by_relaunch
 
-    if cfg.overwrite and out.exists():
+    if cfg.overwrite and out.exists() and not started_by_relaunch():
         here = Path.cwd().resolve()
         if out.resolve() in (here, *here.parents, Path.home().resolve()):
             raise DistillError(f"refusing to delete {out} (the current folder, a parent of it, or home)")

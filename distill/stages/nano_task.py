@@ -31,13 +31,16 @@ def run(cfg: NanoTaskConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     used: set[tuple[int, int]] = set()
-    by_digits = cfg.operand_sampling == "digits"
-    heldout = sample_pairs(cfg.heldout_problems, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
+
+    def draw(n: int) -> list[tuple[int, int]]:
+        return sample_pairs(n, cfg.min_value, cfg.max_value, rng, used, by_digits=cfg.operand_sampling == "digits")
+
+    heldout = draw(cfg.heldout_problems)
     used |= {(b, a) for a, b in heldout}
-    validation = sample_pairs(cfg.validation_problems, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
+    validation = draw(cfg.validation_problems)
     used |= {(b, a) for a, b in validation}
-    train = sample_pairs(cfg.train_problems, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
-    warmup = sample_pairs(cfg.warmup_examples, cfg.min_value, cfg.max_value, rng, used, by_digits=by_digits)
+    train = draw(cfg.train_problems)
+    warmup = draw(cfg.warmup_examples)
 
     def rows(pairs: list[tuple[int, int]], split: str) -> list[dict]:
         return [{"id": f"{split}-{i:05d}", "problem": problem_text(a, b), "answer": str(a + b), "source": "nano"}

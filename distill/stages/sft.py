@@ -218,7 +218,7 @@ def _relaunch(cfg: SFTStageConfig, out: Path) -> Path:
     config_file = accelerate_config_file(cfg.strategy, cfg.accelerate_config)
     cuda = _cuda()
     # The ranks get the same config (so run.json's fingerprint is this run's) and reach the same decision about
-    # OUT: an --overwrite has already emptied it, and a resume finds the same checkpoint.
+    # OUT: an --overwrite is done here (the ranks do not empty it again), and a resume finds the same checkpoint.
     relaunch("sft", cfg, workdir=out, config_file=config_file, num_processes=cfg.num_processes,
              mixed_precision="bf16" if cfg.bf16 and cuda else "no", cpu=not cuda)
     rec = read_run(out)
