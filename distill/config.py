@@ -7,7 +7,7 @@ A recipe is a YAML mapping from section names to mappings of options::
       learning_rate: 5.0e-5
       max_length: 32768
 
-Each section belongs to one stage and is checked against that stage's dataclass (``distill.configs``).
+Each section belongs to one command and is checked against that command's dataclass (``distill.stages.<command>.config``).
 Resolution order, later wins: dataclass defaults < included files < the recipe < ``--set`` < plain flags.
 Every option is documented once, in its dataclass field's ``help`` metadata; the CLI flags and
 ``--print-config`` are generated from it.
@@ -22,7 +22,6 @@ Every option is documented once, in its dataclass field's ``help`` metadata; the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import types
 import typing
@@ -32,12 +31,10 @@ from typing import Any
 
 import yaml
 
+from distill.errors import ConfigError
+
 # Sections every recipe may carry besides the stage sections.
 META_SECTIONS = ("include", "description", "pipeline")
-
-
-class ConfigError(ValueError):
-    """A recipe, override or flag the user can fix; the CLI prints it and exits with code 2."""
 
 
 def option(default: Any = MISSING, help: str = "", *, choices: typing.Sequence[Any] | None = None,
@@ -83,7 +80,6 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
         inc_path = (path.parent / inc) if not Path(inc).is_absolute() else Path(inc)
         merged = deep_merge(merged, load_recipe(inc_path, (*_seen, resolved)))
     merged = deep_merge(merged, data)
-    merged.setdefault("__file__", str(path))
     merged["__file__"] = str(path)
     return merged
 
@@ -324,8 +320,4 @@ def config_fingerprint(cfg: Any) -> str:
             values[name] = coerce(value, types[name], name)
     blob = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def replace(cfg: Any, **changes: Any) -> Any:
-    return dataclasses.replace(cfg, **changes)
 

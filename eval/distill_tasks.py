@@ -1,10 +1,10 @@
 """Hooks named by the task YAMLs in this folder (``!function distill_tasks.NAME``).
 
 lm-eval imports this file by its path, so it holds no logic of its own: everything lives in
-:mod:`distill.evaluation.hooks`, which needs ``distill`` installed in the environment that runs lm-eval.
+:mod:`distill.stages.evaluate.hooks`, which needs ``distill`` installed in the environment that runs lm-eval.
 """
 
-from distill.evaluation.hooks import (
+from distill.stages.evaluate.hooks import (
     doc_to_text,
     keep_all_samples,
     load_dataset,

@@ -30,8 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _make_tiny(tmp_path_factory: pytest.TempPathFactory, arch: str) -> Path:
-    from distill.configs.tiny import TinyConfig
-    from distill.stages.tiny import run
+    from distill.stages.tiny.config import TinyConfig
+    from distill.stages.tiny.stage import run
 
     out = tmp_path_factory.mktemp(f"tiny-{arch}") / "model"
     return run(TinyConfig(arch=arch, out=str(out)))
@@ -60,8 +60,8 @@ def shared_data() -> Path:
 @pytest.fixture
 def cpu_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Launch tests on CPU ranks (gloo) also on a GPU machine: the stage sees no CUDA, nor do its children."""
-    import distill.grpo.trl_args as trl_args
-    import distill.stages.sft as sft_stage
+    import distill.stages.grpo.trl_args as trl_args
+    import distill.stages.sft.stage as sft_stage
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setattr(sft_stage, "_cuda", lambda: False)

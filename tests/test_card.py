@@ -10,9 +10,9 @@ import pytest
 
 from distill.cli import main
 from distill.config import option
-from distill.configs.card import PAPER_STUDENTS
-from distill.evaluation.lineage import trace_lineage
 from distill.runinfo import RunRecord
+from distill.stages.card.config import PAPER_STUDENTS
+from distill.stages.card.lineage import trace_lineage
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from distill.cli import COMMANDS, main
+from distill.cli import main
+from distill.stages import COMMANDS
 
 DISTILL = [sys.executable, "-m", "distill"]
 

@@ -133,7 +133,7 @@ def test_fingerprint_is_the_same_for_a_config_built_in_python_and_one_read_back_
     import yaml
 
     from distill.config import config_fingerprint, config_to_dict, resolve_config
-    from distill.configs.grpo import GRPOStageConfig
+    from distill.stages.grpo.config import GRPOStageConfig
 
     cfg = GRPOStageConfig(model="m", dataset="d.jsonl", warmup_steps=0)
     recipe = tmp_path / "r.yaml"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from distill.cli import main
-from distill.configs.evaluate import EvalConfig
-from distill.evaluation.harness import metric_list, task_config
-from distill.evaluation.hooks import keep_all_samples, load_docs, process_results
-from distill.evaluation.scoring import ProblemCompletions, VerifySettings, score_problems, verify_problems
-from distill.evaluation.tasks import TASKS, eval_dir, get_task, task_yaml
+from distill.stages.evaluate.config import EvalConfig
+from distill.stages.evaluate.harness import metric_list, task_config
+from distill.stages.evaluate.hooks import keep_all_samples, load_docs, process_results
+from distill.stages.evaluate.scoring import ProblemCompletions, VerifySettings, score_problems, verify_problems
+from distill.stages.evaluate.tasks import TASKS, eval_dir, get_task, task_yaml
 
 B = "\\boxed"
 

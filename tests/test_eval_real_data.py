@@ -7,7 +7,7 @@ import json
 import pytest
 
 from distill.cli import main
-from distill.evaluation.hooks import load_docs
+from distill.stages.evaluate.hooks import load_docs
 
 
 @pytest.fixture(scope="module")

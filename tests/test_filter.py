@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from distill.cli import main
-from distill.config import ConfigError
-from distill.configs.filter import FilterConfig
-from distill.errors import DataError, DistillError
-from distill.filtering import FilterContext, prepare
-from distill.filtering.rules import completeness, readability
+from distill.errors import ConfigError, DataError, DistillError
+from distill.stages.filter.config import FilterConfig
+from distill.stages.filter.rules import FilterContext, completeness, readability
+from distill.stages.filter.trace import prepare
 
 SHARD = "shard-00000-of-00001.jsonl"
 CLEAN = (
@@ -299,7 +298,7 @@ def test_output_trains_a_tiny_student_with_sfttrainer(crafted_run, tiny_qwen, tm
 
 
 def test_traces_without_gold_make_correctness_an_error(tmp_path, eval_file):
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     rows = [
         row("q1", 0, completion(CLEAN), verdict=None, gold=None),
@@ -336,7 +335,7 @@ def test_error_exit_code_and_message_through_the_cli(tmp_path, eval_file, capsys
 
 
 def test_unreachable_eval_sets_are_an_error_not_a_silent_pass(tmp_path, monkeypatch):
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -355,7 +354,7 @@ def test_unreachable_eval_sets_are_an_error_not_a_silent_pass(tmp_path, monkeypa
 
 
 def test_existing_output_needs_overwrite(crafted_run, eval_file):
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     cfg = FilterConfig(
         traces=[str(crafted_run["shard"].parent)],
@@ -374,7 +373,7 @@ def test_config_checks():
     with pytest.raises(ValueError, match="no-decontaminate"):
         FilterConfig(decontaminate_datasets=[])
     assert FilterConfig().push_to_hub is None  # never pushes unless asked
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     with pytest.raises(ConfigError, match="--traces"):
         run(FilterConfig())
@@ -439,7 +438,7 @@ def test_readability_thresholds_switch_off():
 
 
 def test_mixed_teacher_folders_dedup_across_them(tmp_path, eval_file):
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     write_shard(tmp_path / "a", [row("p1", 0, completion(CLEAN)), row("p1", 1, completion(CLEAN + "\n\nA."))])
     write_shard(
@@ -468,7 +467,7 @@ def test_mixed_teacher_folders_dedup_across_them(tmp_path, eval_file):
 def test_validation_split_holds_out_whole_problems(tmp_path, eval_file):
     import datasets
 
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     rows = [row(f"v{i}", s, completion(f"{CLEAN}\n\nVariant {s}.")) for i in range(10) for s in range(2)]
     write_shard(tmp_path / "t", rows)
@@ -493,7 +492,7 @@ def test_validation_split_holds_out_whole_problems(tmp_path, eval_file):
 def test_student_tokenizer_counts_the_assistant_turn(tmp_path, eval_file, tiny_qwen):
     from transformers import AutoTokenizer
 
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     long_text = " ".join(["carry the one and add the next column"] * 30)
     write_shard(tmp_path / "t", [row("t1", 0, completion(CLEAN), tokens=5), row("t2", 0, completion(long_text))])
@@ -521,7 +520,7 @@ def test_student_tokenizer_counts_the_assistant_turn(tmp_path, eval_file, tiny_q
 def test_push_to_hub_only_when_asked(tmp_path, eval_file, monkeypatch):
     import datasets
 
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     calls = []
     monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo, **kw: calls.append((repo, kw)))
@@ -535,8 +534,8 @@ def test_push_to_hub_only_when_asked(tmp_path, eval_file, monkeypatch):
 
 
 def test_interrupted_write_leaves_no_half_dataset(tmp_path, eval_file, monkeypatch):
-    from distill.filtering import dataset as sft_dataset
-    from distill.stages.filter import run
+    from distill.stages.filter import dataset as sft_dataset
+    from distill.stages.filter.stage import run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

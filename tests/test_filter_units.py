@@ -8,11 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from distill.configs.filter import FilterConfig
 from distill.errors import DataError, DistillError
-from distill.filtering import FilterContext, NgramIndex, build_index, duplicates, prepare, selected
-from distill.filtering.pipeline import run_row_filters
-from distill.filtering.rules import enabled_row_filters
+from distill.stages.filter.apply import run_row_filters
+from distill.stages.filter.config import FilterConfig
+from distill.stages.filter.decontaminate import NgramIndex, build_index
+from distill.stages.filter.dedup import duplicates
+from distill.stages.filter.rules import FilterContext, enabled_row_filters
+from distill.stages.filter.selection import selected
+from distill.stages.filter.trace import prepare
 
 
 def T(index: int, pid: str, text: str = "", num_tokens: int | None = None) -> SimpleNamespace:
@@ -141,7 +144,7 @@ def test_real_eval_files_are_indexed_and_matched(shared_data):
 
 
 def test_real_eval_files_through_the_stage(shared_data, tmp_path):
-    from distill.stages.filter import run
+    from distill.stages.filter.stage import run
 
     math500 = [json.loads(x) for x in (shared_data / "math500" / "test.jsonl").read_text().splitlines()]
     body = "<think>\nWe compute it step by step and check it.\n</think>\n\nSo $\\boxed{1}$."
@@ -180,7 +183,7 @@ def test_missing_eval_file_is_named(tmp_path):
     with pytest.raises(DistillError, match="nope.jsonl"):
         build_index([str(tmp_path / "nope.jsonl")], 8)
     with pytest.raises(DataError):
-        from distill.filtering.decontaminate import _load_texts
+        from distill.stages.filter.decontaminate import _load_texts
 
         _load_texts(str(tmp_path / "nope.jsonl"))
 
@@ -241,7 +244,7 @@ def test_parallel_row_filters_agree_with_serial(tmp_path):
     "wait let me check " * 20,
 ])
 def test_ascii_shortcut_equals_language_consistency(text):
-    from distill.filtering.rules import _consistency
+    from distill.stages.filter.rules import _consistency
     from distill.verify import language_consistency
 
     assert _consistency(text, "en") == language_consistency(text, "en") == 1.0
@@ -249,7 +252,7 @@ def test_ascii_shortcut_equals_language_consistency(text):
 
 
 def test_non_ascii_text_takes_the_full_measure():
-    from distill.filtering.rules import _consistency
+    from distill.stages.filter.rules import _consistency
     from distill.verify import language_consistency
 
     text = "We compute 面积 then divide by π ≈ 3.14"

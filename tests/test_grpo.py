@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from distill.cli import main
-from distill.config import ConfigError, build_config, resolve_config
-from distill.configs.grpo import GRPOStageConfig
-from distill.errors import DataError, DistillError
-from distill.grpo.data import prepare, prompt_ids, r1_zero_chat_template
-from distill.grpo.metrics import keep_until, metrics_row
-from distill.grpo.reward_setup import setup_rewards
-from distill.grpo.serve import main as serve_main
-from distill.grpo.serve import server_gpus, vllm_serve_command
-from distill.grpo.trl_args import CPU_SAFE_OVERRIDES, make_grpo_config, resolve_generation, trl_kwargs
+from distill.config import build_config, resolve_config
+from distill.errors import ConfigError, DataError, DistillError
+from distill.stages.grpo.config import GRPOStageConfig
+from distill.stages.grpo.data import prepare, prompt_ids, r1_zero_chat_template
+from distill.stages.grpo.metrics import keep_until, metrics_row
+from distill.stages.grpo.reward_setup import setup_rewards
+from distill.stages.grpo.serve import main as serve_main
+from distill.stages.grpo.serve import server_gpus, vllm_serve_command
+from distill.stages.grpo.trl_args import CPU_SAFE_OVERRIDES, make_grpo_config, resolve_generation, trl_kwargs
 
 REPO = Path(__file__).resolve().parents[1]
 TEACHER = REPO / "recipes" / "teacher"
@@ -24,7 +24,7 @@ R7B = TEACHER / "r1-zero-qwen-7b.yaml"
 
 
 def grpo_cfg(recipe: Path = R7B, sets: list[str] | None = None) -> GRPOStageConfig:
-    from distill.cli import section_names
+    from distill.stages import section_names
 
     return resolve_config(GRPOStageConfig, "grpo", recipe=recipe, sets=sets or [], known_sections=section_names())
 
@@ -251,7 +251,7 @@ def test_keep_until_drops_rows_after_a_checkpoint(tmp_path):
 
 
 def test_plots_are_written(tmp_path):
-    from distill.grpo.plots import draw
+    from distill.stages.grpo.plots import draw
 
     metrics = [{"step": s, "accuracy": s / 20, "completion_length": 100 + 5 * s, "reward": s / 10,
                 "reward/accuracy/mean": s / 20} for s in range(1, 21)]

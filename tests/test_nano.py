@@ -8,9 +8,9 @@ import re
 import datasets
 import pytest
 
-from distill.configs.nano_task import NanoTaskConfig
-from distill.nano import check_working, column_lines, gold_trace, operands, problem_text
-from distill.stages.nano_task import run
+from distill.stages.nano_task.config import NanoTaskConfig
+from distill.stages.nano_task.stage import run
+from distill.stages.nano_task.task import check_working, column_lines, gold_trace, operands, problem_text
 from distill.verify import verify_completion
 
 
@@ -110,6 +110,6 @@ def test_unknown_operand_sampling_and_an_exhausted_range_are_clear_errors():
         NanoTaskConfig(operand_sampling="lengths")
     from random import Random
 
-    from distill.nano import sample_pairs
+    from distill.stages.nano_task.task import sample_pairs
     with pytest.raises(ValueError, match="widen the range"):
         sample_pairs(5, 1, 2, Random(0), set())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distill.cli import COMMANDS, _load
 from distill.config import META_SECTIONS, build_config, load_recipe
+from distill.stages import COMMANDS
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 STAGE_FILES = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate" not in p.parts)
@@ -29,14 +29,14 @@ def test_recipe_validates(path):
         # Shared bases (included by other recipes) may hold partial sections; check their keys only.
         for sec in sections:
             assert sec in SECTIONS, f"{path}: unknown section {sec!r}"
-            valid = set(_load(SECTIONS[sec].config).__dataclass_fields__)
+            valid = set(SECTIONS[sec].load_config_class().__dataclass_fields__)
             assert set(data[sec]) <= valid, f"{path} [{sec}]: unknown keys {set(data[sec]) - valid}"
         return
     assert sections or "pipeline" in data, f"{path}: no stage section"
     if "pipeline" in data:
         # A pipeline recipe's stage sections are bases that its steps complete: validate every step's config.
-        from distill.configs.pipeline import PipelineConfig
-        from distill.pipeline import plan_steps
+        from distill.stages.pipeline.config import PipelineConfig
+        from distill.stages.pipeline.stage import plan_steps
 
         cfg = build_config(PipelineConfig, data["pipeline"] or {}, source=f"{path} [pipeline]")
         steps = plan_steps(cfg, data)
@@ -45,7 +45,7 @@ def test_recipe_validates(path):
         return
     for sec in sections:
         assert sec in SECTIONS, f"{path}: unknown section {sec!r}; valid: {sorted(SECTIONS)}"
-        build_config(_load(SECTIONS[sec].config), data[sec] or {}, source=f"{path} [{sec}]")
+        build_config(SECTIONS[sec].load_config_class(), data[sec] or {}, source=f"{path} [{sec}]")
 
 
 @pytest.mark.parametrize("path", ACCELERATE_FILES, ids=lambda p: p.name)

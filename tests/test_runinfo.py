@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from distill.configs.tiny import TinyConfig
 from distill.runinfo import RunRecord, fingerprint_path, is_complete, read_run
+from distill.stages.tiny.config import TinyConfig
 
 
 def test_run_json_has_lineage_and_versions(tmp_path):

@@ -14,7 +14,7 @@ from distill.errors import DistillError
 def rows(n: int, seed: int = 0) -> list[dict]:
     """Addition traces of mixed lengths (1- to 4-digit operands), shaped like 'distill filter' output."""
     from distill.data.prompts import user_content
-    from distill.nano import gold_trace, problem_text
+    from distill.stages.nano_task.task import gold_trace, problem_text
 
     rng = random.Random(seed)
     out = []
@@ -41,7 +41,7 @@ def dataset_dir(tmp_path_factory) -> Path:
 
 
 def make_cfg(tiny_qwen: Path, dataset: Path, out: Path, **over):
-    from distill.configs.sft import SFTStageConfig
+    from distill.stages.sft.config import SFTStageConfig
 
     values = dict(student="tiny-qwen", model=str(tiny_qwen), dataset=str(dataset), out=str(out), max_length=256,
                   learning_rate=3e-3, warmup_ratio=0.0, max_steps=60, per_device_train_batch_size=2,
@@ -57,7 +57,7 @@ def make_cfg(tiny_qwen: Path, dataset: Path, out: Path, **over):
 @pytest.fixture(scope="module")
 def trained(tiny_qwen, dataset_dir, tmp_path_factory) -> Path:
     """60 optimizer steps of packed, assistant-only SFT; the student folder."""
-    from distill.stages.sft import run
+    from distill.stages.sft.stage import run
 
     out = tmp_path_factory.mktemp("sft") / "student"
     return run(make_cfg(tiny_qwen, dataset_dir, out))
@@ -68,7 +68,7 @@ def setup(tiny_qwen, dataset_dir, tmp_path_factory):
     """The trainer as the stage builds it (untrained), to look at its batches."""
     from accelerate import PartialState
 
-    from distill.stages.sft import build
+    from distill.stages.sft.stage import build
     from distill.students import get_student
 
     out = tmp_path_factory.mktemp("sft-build") / "student"
@@ -135,7 +135,7 @@ def test_run_json_carries_the_data_lineage(trained, dataset_dir):
 
 
 def test_finished_student_is_not_retrained(trained, tiny_qwen, dataset_dir, capsys):
-    from distill.stages.sft import run
+    from distill.stages.sft.stage import run
 
     before = (trained / "model.safetensors").stat().st_mtime_ns
     run(make_cfg(tiny_qwen, dataset_dir, trained))
@@ -153,7 +153,7 @@ def _segments(batch):
 
 
 def test_packed_labels_are_masked_except_assistant_tokens(setup):
-    from distill.sft.data import IGNORE
+    from distill.stages.sft.data import IGNORE
 
     tok = setup.tokenizer
     batch = next(iter(setup.trainer.get_train_dataloader()))
@@ -189,7 +189,7 @@ def test_packed_examples_do_not_attend_to_each_other(setup):
 
 
 def test_packing_rows_match_the_plan(setup):
-    from distill.sft.plan import pack_rows
+    from distill.stages.sft.plan import pack_rows
 
     assert len(setup.trainer.train_dataset) == pack_rows(setup.stats.lengths, 256)
 
@@ -201,7 +201,7 @@ def test_lora_saves_adapter_and_exports_merged_student(tiny_qwen, dataset_dir, t
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.stages.sft import run
+    from distill.stages.sft.stage import run
 
     out = run(make_cfg(tiny_qwen, dataset_dir, tmp_path / "lora", lora=True, lora_r=8, lora_alpha=16,
                        max_steps=4, learning_rate=1e-2))
@@ -228,7 +228,7 @@ def test_lora_with_tokens_the_template_adds(tiny_llama, dataset_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.stages.sft import run
+    from distill.stages.sft.stage import run
 
     out = run(make_cfg(tiny_llama, dataset_dir, tmp_path / "lora-llama3", student="tiny-llama", chat_format="llama3",
                        lora=True, lora_r=8, lora_alpha=16, max_steps=3, learning_rate=1e-2))

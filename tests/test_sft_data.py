@@ -21,7 +21,7 @@ PAPER_STUDENTS = ["qwen-1.5b", "qwen-7b", "llama-8b", "qwen-14b", "qwen-32b", "l
 def rows(n: int, seed: int = 0) -> list[dict]:
     """Rows shaped like 'distill filter' output: messages + id/source/teacher/token columns."""
     from distill.data.prompts import user_content
-    from distill.nano import gold_trace, problem_text
+    from distill.stages.nano_task.task import gold_trace, problem_text
 
     rng = random.Random(seed)
     out = []
@@ -37,7 +37,7 @@ def rows(n: int, seed: int = 0) -> list[dict]:
 def tokenizer(tiny_qwen):
     from transformers import AutoTokenizer
 
-    from distill.sft.chat import install_chat_template, pick_format
+    from distill.stages.sft.chat import install_chat_template, pick_format
 
     tok = AutoTokenizer.from_pretrained(tiny_qwen)
     install_chat_template(tok, pick_format("auto", tok))
@@ -48,7 +48,7 @@ def tokenizer(tiny_qwen):
 def test_loads_save_to_disk_folder_with_validation_split(tmp_path):
     import datasets
 
-    from distill.sft.data import load_sft_dataset
+    from distill.stages.sft.data import load_sft_dataset
 
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows(6)),
                           "validation": datasets.Dataset.from_list(rows(2, seed=1))}).save_to_disk(tmp_path / "d")
@@ -62,7 +62,7 @@ def test_loads_save_to_disk_folder_with_validation_split(tmp_path):
 def test_loads_jsonl_and_parquet_files(tmp_path):
     import datasets
 
-    from distill.sft.data import load_sft_dataset
+    from distill.stages.sft.data import load_sft_dataset
 
     path = tmp_path / "sft.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows(5)))
@@ -75,7 +75,7 @@ def test_loads_jsonl_and_parquet_files(tmp_path):
 def test_missing_messages_column_lists_the_columns(tmp_path):
     import datasets
 
-    from distill.sft.data import load_sft_dataset
+    from distill.stages.sft.data import load_sft_dataset
 
     datasets.Dataset.from_list([{"id": "a", "problem": "1+1", "answer": "2"}]).save_to_disk(tmp_path / "d")
     with pytest.raises(DataError) as err:
@@ -84,7 +84,7 @@ def test_missing_messages_column_lists_the_columns(tmp_path):
 
 
 def test_missing_path_and_plain_folder_are_clear_errors(tmp_path):
-    from distill.sft.data import load_sft_dataset
+    from distill.stages.sft.data import load_sft_dataset
 
     with pytest.raises(DataError, match="dataset not found"):
         load_sft_dataset(str(tmp_path / "nope.jsonl"))
@@ -95,7 +95,7 @@ def test_missing_path_and_plain_folder_are_clear_errors(tmp_path):
 
 
 def test_unreachable_hub_dataset_is_a_data_error():
-    from distill.sft.data import load_sft_dataset
+    from distill.stages.sft.data import load_sft_dataset
 
     with pytest.raises(DataError, match="could not load dataset 'no-such-org/no-such-sft-set' from the hub"):
         load_sft_dataset("no-such-org/no-such-sft-set")
@@ -110,7 +110,7 @@ def test_unreachable_hub_dataset_is_a_data_error():
     ("hello", "non-empty list"),
 ])
 def test_message_problems_are_named(messages, problem):
-    from distill.sft.data import message_problem
+    from distill.stages.sft.data import message_problem
 
     assert problem in message_problem(messages)
 
@@ -118,7 +118,7 @@ def test_message_problems_are_named(messages, problem):
 def test_malformed_row_stops_the_run_naming_row_and_id(tokenizer):
     import datasets
 
-    from distill.sft.data import encode_dataset
+    from distill.stages.sft.data import encode_dataset
 
     bad = rows(5)
     bad[3]["messages"] = [{"role": "user", "content": "q"}, {"role": "user", "content": "again"}]
@@ -132,7 +132,7 @@ def test_malformed_row_stops_the_run_naming_row_and_id(tokenizer):
 def test_labels_cover_exactly_the_assistant_turn_and_eos(tokenizer):
     import datasets
 
-    from distill.sft.data import IGNORE, encode_dataset
+    from distill.stages.sft.data import IGNORE, encode_dataset
 
     data = rows(6)
     encoded, stats = encode_dataset(datasets.Dataset.from_list(data), tokenizer, source="t", max_length=512,
@@ -152,7 +152,7 @@ def test_labels_cover_exactly_the_assistant_turn_and_eos(tokenizer):
 def test_full_sequence_loss_when_assistant_only_is_off(tokenizer):
     import datasets
 
-    from distill.sft.data import encode_dataset
+    from distill.stages.sft.data import encode_dataset
 
     encoded, _ = encode_dataset(datasets.Dataset.from_list(rows(2)), tokenizer, source="t", max_length=512,
                                 overlong="drop", assistant_only=False)
@@ -162,7 +162,7 @@ def test_full_sequence_loss_when_assistant_only_is_off(tokenizer):
 def test_overlong_examples_are_dropped_counted_or_refused(tokenizer):
     import datasets
 
-    from distill.sft.data import encode_dataset
+    from distill.stages.sft.data import encode_dataset
 
     data = rows(4)
     data[1]["messages"][1]["content"] = assistant_content("carry " * 300, "\\boxed{1}")
@@ -189,7 +189,7 @@ def _fake_qwen_base(tiny_qwen):
 
 
 def test_chatml_format_for_qwen_bases_gets_a_distinct_eos_and_pad(tiny_qwen):
-    from distill.sft.chat import check_training_format, install_chat_template, pick_format
+    from distill.stages.sft.chat import check_training_format, install_chat_template, pick_format
 
     tok = _fake_qwen_base(tiny_qwen)
     before = len(tok)
@@ -208,7 +208,7 @@ def test_chatml_format_for_qwen_bases_gets_a_distinct_eos_and_pad(tiny_qwen):
 def test_auto_picks_chatml_when_only_chatml_tokens_exist(tiny_llama):
     from transformers import AutoTokenizer
 
-    from distill.sft.chat import pick_format
+    from distill.stages.sft.chat import pick_format
 
     tok = AutoTokenizer.from_pretrained(tiny_llama)
     assert pick_format("auto", tok).name == "distill"
@@ -225,7 +225,7 @@ def test_auto_picks_chatml_when_only_chatml_tokens_exist(tiny_llama):
 def test_llama3_format_adds_missing_tags_and_the_model_is_resized(tiny_llama):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.sft.chat import check_training_format, install_chat_template, pick_format, sync_model_tokens
+    from distill.stages.sft.chat import check_training_format, install_chat_template, pick_format, sync_model_tokens
 
     tok = AutoTokenizer.from_pretrained(tiny_llama)
     tok.pad_token = tok.eos_token                                        # a base with pad == eos
@@ -245,7 +245,7 @@ def test_llama3_format_adds_missing_tags_and_the_model_is_resized(tiny_llama):
 def test_template_that_leaves_eos_untrained_is_refused(tiny_qwen):
     from transformers import AutoTokenizer
 
-    from distill.sft.chat import check_training_format
+    from distill.stages.sft.chat import check_training_format
 
     tok = AutoTokenizer.from_pretrained(tiny_qwen)
     tok.chat_template = tok.chat_template.replace("{%- endgeneration %}", "").replace(
@@ -259,7 +259,7 @@ def test_context_extension_changes_rope_and_positions(tiny_qwen):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from distill.sft.context import apply_context_extension, check_positions
+    from distill.stages.sft.context import apply_context_extension, check_positions
 
     config = AutoConfig.from_pretrained(tiny_qwen)
     with pytest.raises(DistillError, match="exceeds"):
@@ -274,8 +274,9 @@ def test_context_extension_changes_rope_and_positions(tiny_qwen):
 
 
 def test_config_refuses_32k_on_a_4k_base_without_extension():
-    from distill.config import ConfigError, build_config
-    from distill.configs.sft import SFTStageConfig
+    from distill.config import build_config
+    from distill.errors import ConfigError
+    from distill.stages.sft.config import SFTStageConfig
 
     with pytest.raises(ConfigError, match="exceeds qwen-7b's 4096 positions"):
         build_config(SFTStageConfig, {"student": "qwen-7b", "max_length": 32768}, source="t")
@@ -300,7 +301,7 @@ def test_student_recipe_resolves_offline(path, capsys):
 
     from distill.cli import main
     from distill.config import resolve_config
-    from distill.configs.sft import SFTStageConfig
+    from distill.stages.sft.config import SFTStageConfig
 
     assert main(["sft", "--recipe", str(path), "--print-config"]) == 0
     assert path.stem in capsys.readouterr().out
@@ -324,7 +325,7 @@ def test_student_recipe_plan_fits_its_launch(name, capsys):
 
 def test_qwen_math_recipes_extend_the_context():
     from distill.config import resolve_config
-    from distill.configs.sft import SFTStageConfig
+    from distill.stages.sft.config import SFTStageConfig
 
     for name in ("qwen-1.5b", "qwen-7b"):
         cfg = resolve_config(SFTStageConfig, "sft", recipe=REPO / "recipes" / "students" / f"{name}.yaml")
@@ -333,8 +334,8 @@ def test_qwen_math_recipes_extend_the_context():
 
 # ---------------------------------------------------------------------------------------------- planning
 def test_plan_numbers_for_qwen_7b_are_sane():
-    from distill.configs.sft import ALL_LINEAR
-    from distill.sft.plan import GIB, make_plan
+    from distill.stages.sft.config import ALL_LINEAR
+    from distill.stages.sft.plan import GIB, make_plan
     from distill.students import get_student
 
     s = get_student("qwen-7b")
@@ -356,7 +357,7 @@ def test_plan_numbers_for_qwen_7b_are_sane():
 
 
 def test_plan_counts_steps_from_lengths():
-    from distill.sft.plan import make_plan, pack_rows
+    from distill.stages.sft.plan import make_plan, pack_rows
     from distill.students import get_student
 
     assert pack_rows([6, 5, 4, 3, 2], 10) == 2
@@ -377,9 +378,9 @@ def test_plan_cli_with_dataset_and_tiny_tokenizer(tmp_path, tiny_qwen, tokenizer
     import datasets
 
     from distill.cli import main
-    from distill.configs.sft import SFTStageConfig
-    from distill.sft.data import encode_dataset
-    from distill.stages.sft import print_plan
+    from distill.stages.sft.config import SFTStageConfig
+    from distill.stages.sft.data import encode_dataset
+    from distill.stages.sft.stage import print_plan
     from distill.students import get_student
 
     datasets.Dataset.from_list(rows(12)).save_to_disk(tmp_path / "d")
@@ -398,8 +399,8 @@ def test_plan_cli_with_dataset_and_tiny_tokenizer(tmp_path, tiny_qwen, tokenizer
 
 # ------------------------------------------------------------------------------------ arguments, folders
 def test_trainer_arguments_never_fall_back_to_trl_defaults(tmp_path):
-    from distill.configs.sft import SFTStageConfig
-    from distill.stages.sft import sft_arguments
+    from distill.stages.sft.config import SFTStageConfig
+    from distill.stages.sft.stage import sft_arguments
 
     cfg = SFTStageConfig(student="qwen-14b", max_length=32768)
     kw = sft_arguments(cfg, out=tmp_path, cuda=False, has_eval=True, liger=False)
@@ -412,8 +413,8 @@ def test_trainer_arguments_never_fall_back_to_trl_defaults(tmp_path):
 
 
 def test_output_folder_decisions(tmp_path):
-    from distill.configs.sft import SFTStageConfig, train_fingerprint
-    from distill.sft.output import prepare_out
+    from distill.stages.sft.config import SFTStageConfig, train_fingerprint
+    from distill.stages.sft.output import prepare_out
 
     out = tmp_path / "student"
     cfg = SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out))
@@ -447,7 +448,7 @@ def test_bf16_export_rewrites_shards(tmp_path, tiny_qwen):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from distill.sft.output import to_bf16
+    from distill.stages.sft.output import to_bf16
 
     folder = tmp_path / "m"
     shutil.copytree(tiny_qwen, folder)
@@ -463,8 +464,8 @@ def test_bf16_export_rewrites_shards(tmp_path, tiny_qwen):
 def test_qlora_without_cuda_is_refused_before_work(tmp_path):
     import torch
 
-    from distill.configs.sft import SFTStageConfig
-    from distill.stages.sft import run
+    from distill.stages.sft.config import SFTStageConfig
+    from distill.stages.sft.stage import run
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: the refusal only happens without one")
@@ -474,8 +475,8 @@ def test_qlora_without_cuda_is_refused_before_work(tmp_path):
 
 
 def test_missing_tiny_base_points_to_distill_tiny(tmp_path, capsys):
-    from distill.configs.sft import SFTStageConfig
-    from distill.stages.sft import run
+    from distill.stages.sft.config import SFTStageConfig
+    from distill.stages.sft.stage import run
 
     cfg = SFTStageConfig(student="tiny-llama", max_length=512, model=str(tmp_path / "absent"), dataset="d",
                          out=str(tmp_path / "o"))
@@ -507,7 +508,7 @@ def test_launch_command_and_deepspeed_check(tmp_path):
 
 def test_more_processes_than_gpus_is_refused_before_launching(tmp_path, monkeypatch):
     import distill.launch as launch
-    from distill.configs.sft import SFTStageConfig
+    from distill.stages.sft.config import SFTStageConfig
 
     monkeypatch.setattr(launch, "visible_gpus", lambda: 1)
     monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("launched anyway"))
@@ -521,8 +522,8 @@ def test_more_processes_than_gpus_is_refused_before_launching(tmp_path, monkeypa
 
 
 def test_packing_without_flash_attention_on_a_gpu_warns_with_the_measured_cost():
-    from distill.configs.sft import SFTStageConfig
-    from distill.stages.sft import packing_attention_warning
+    from distill.stages.sft.config import SFTStageConfig
+    from distill.stages.sft.stage import packing_attention_warning
 
     cfg = SFTStageConfig(student="tiny-qwen", max_length=4096, packing=True)
     msg = packing_attention_warning(cfg, "sdpa", cuda=True)

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.multiproc
 def test_two_process_data_parallel_sft(tiny_qwen, tmp_path, capsys, cpu_ranks):
     import datasets
 
-    from distill.configs.sft import SFTStageConfig
-    from distill.stages.sft import run
+    from distill.stages.sft.config import SFTStageConfig
+    from distill.stages.sft.stage import run
 
     datasets.Dataset.from_list(rows(16)).save_to_disk(str(tmp_path / "data"))
     out = tmp_path / "student"

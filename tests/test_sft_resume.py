@@ -33,7 +33,7 @@ def dataset_dir(tmp_path_factory) -> Path:
 
 
 def cfg_for(tiny_qwen: Path, dataset: Path, out: Path, **over):
-    from distill.configs.sft import SFTStageConfig
+    from distill.stages.sft.config import SFTStageConfig
 
     return SFTStageConfig(student="tiny-qwen", model=str(tiny_qwen), dataset=str(dataset), out=str(out),
                           **{**SETTINGS, **over})
@@ -53,7 +53,7 @@ def cli_args(tiny_qwen: Path, dataset: Path, out: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def reference(tiny_qwen, dataset_dir, tmp_path_factory) -> dict:
     """The uninterrupted run's run.json."""
-    from distill.stages.sft import run
+    from distill.stages.sft.stage import run
 
     out = run(cfg_for(tiny_qwen, dataset_dir, tmp_path_factory.mktemp("ref") / "student"))
     return json.loads((out / "run.json").read_text())
@@ -98,8 +98,8 @@ def test_killed_run_resumes_to_the_same_step_count(reference, tiny_qwen, dataset
 
 
 def test_ctrl_c_checkpoints_and_a_plain_rerun_continues(reference, tiny_qwen, dataset_dir, tmp_path, monkeypatch):
-    from distill.sft.callbacks import LossRecorder
-    from distill.stages.sft import run
+    from distill.stages.sft.callbacks import LossRecorder
+    from distill.stages.sft.stage import run
 
     original = LossRecorder.on_log
     sent = []

@@ -33,7 +33,7 @@ def test_unknown_student_lists_valid_names():
 
 
 def test_tiny_rows_match_the_tiny_defaults():
-    from distill.configs.tiny import TinyConfig
+    from distill.stages.tiny.config import TinyConfig
 
     cfg = TinyConfig()
     row = get_student("tiny-qwen")

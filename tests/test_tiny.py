@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from distill.tiny import synthetic_corpus
+from distill.stages.tiny.build import synthetic_corpus
 
 ARCHS = ["tiny_qwen", "tiny_llama"]
 
@@ -100,8 +100,8 @@ def test_model_reloads_offline_and_generates(fixture, request):
 
 
 def test_tiny_is_deterministic(tmp_path):
-    from distill.configs.tiny import TinyConfig
-    from distill.tiny import make_tiny
+    from distill.stages.tiny.build import make_tiny
+    from distill.stages.tiny.config import TinyConfig
 
     a = make_tiny(TinyConfig(out=str(tmp_path / "a"), layers=1, corpus_size=500))
     b = make_tiny(TinyConfig(out=str(tmp_path / "b"), layers=1, corpus_size=500))

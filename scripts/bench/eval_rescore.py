@@ -1,7 +1,7 @@
 """Benchmark ``distill eval --completions``: how fast the truth layer re-scores a paper-sized eval.
 
 Two synthetic sets of long completions (about 3,000 words of reasoning each, then ``</think>`` and a boxed
-answer), scored through the stage's own code (:mod:`distill.evaluation.scoring`):
+answer), scored through the stage's own code (:mod:`distill.stages.evaluate.scoring`):
 
 - AIME-sized: 30 problems x 64 samples (the paper's table), answers compared as integers;
 - MATH-500-sized: 100 problems x 16 samples, answers that need math-verify (``0.75`` vs ``\\frac{3}{4}``).
@@ -19,7 +19,7 @@ import argparse
 import random
 import time
 
-from distill.evaluation.scoring import ProblemCompletions, VerifySettings, score_problems, verify_problems
+from distill.stages.evaluate.scoring import ProblemCompletions, VerifySettings, score_problems, verify_problems
 
 WORDS = ("so the sum is", "we factor", "hence", "consider the residue", "by symmetry", "which gives", "checking",
          "the triangle", "modulo", "therefore", "substituting", "wait, let me recheck")

@@ -128,8 +128,8 @@ def main() -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from distill.configs.filter import FilterConfig
-    from distill.stages.filter import run
+    from distill.stages.filter.config import FilterConfig
+    from distill.stages.filter.stage import run
 
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench-filter-"))

@@ -46,7 +46,7 @@ def write_problems(path: Path, n: int) -> Path:
 
 
 def make_config(args: argparse.Namespace, data: Path, out: Path, engine: str) -> Any:
-    from distill.configs.generate import GenerateConfig
+    from distill.stages.generate.config import GenerateConfig
 
     return GenerateConfig(teacher=str(args.teacher), dataset=str(data), out=str(out), engine=engine,
                           num_samples=args.samples, max_tokens=args.max_tokens, dtype=args.dtype,
@@ -56,7 +56,7 @@ def make_config(args: argparse.Namespace, data: Path, out: Path, engine: str) ->
 
 def distill_round(cfg: Any, engine: Any) -> tuple[float, int, dict[tuple[str, int], str]]:
     """Time the stage's engine path (prepare, the setup before any engine call, is not timed)."""
-    from distill.stages import generate as stage
+    from distill.stages.generate.stage import stage as stage
 
     plan = stage.prepare(cfg)
     with contextlib.redirect_stdout(io.StringIO()):  # the stage's closing summary, once per round
@@ -109,7 +109,7 @@ def hf_bare_round(engine: Any, plan: Any, args: argparse.Namespace) -> tuple[flo
 
 
 def bench_engine(name: str, args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
-    from distill.stages import generate as stage
+    from distill.stages.generate.stage import stage as stage
 
     cfg = make_config(args, data, work / f"traces-{name}", name)
     t0 = time.perf_counter()
@@ -158,8 +158,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         work = Path(tmp)
         if args.teacher is None:
-            from distill.configs.tiny import TinyConfig
-            from distill.tiny import make_tiny
+            from distill.stages.tiny.build import make_tiny
+            from distill.stages.tiny.config import TinyConfig
 
             args.teacher = work / "tiny"
             make_tiny(TinyConfig(out=str(args.teacher)))

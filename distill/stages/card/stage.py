@@ -1,0 +1,61 @@
+"""``distill card``: write ``MODEL_CARDS/<student>.md`` from what is on disk, beside the paper's numbers.
+
+Sources: the student registry (``distill.students``: base model, shape, the paper's AIME 2024 numbers), the
+student's recipe (``recipes/students/<student>.yaml``), the ``run.json`` chain from its SFT run upstream
+(sft -> filtered dataset -> traces), and ``distill eval`` results. The card states plainly which numbers
+were measured here and which are quoted from the paper; with no eval results it says "not measured yet".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distill.errors import ConfigError
+from distill.runinfo import RUN_FILE
+from distill.stages.card.config import PAPER_STUDENTS, CardConfig
+from distill.stages.card.lineage import EvalRun, RunNode, find_evals, trace_lineage
+from distill.stages.card.model_card import render_card
+from distill.students import STUDENTS, get_student
+
+
+def _sft_chain(cfg: CardConfig, name: str, evals: list[EvalRun]) -> tuple[RunNode | None, list[str]]:
+    """The lineage start: --sft-dir, else the folder an eval ran on (if it has a run.json), else RUNS/..."""
+    if cfg.sft_dir:
+        return trace_lineage(cfg.sft_dir), [cfg.sft_dir]
+    searched = []
+    for run in evals:
+        model = (run.record.get("inputs") or {}).get("model") or {}
+        path = model.get("path") if isinstance(model, dict) else None
+        if path and (Path(path) / RUN_FILE).is_file():
+            return trace_lineage(path), [path]
+    for cand in (Path(cfg.runs) / name, Path(cfg.runs) / "sft" / name):
+        searched.append(str(cand))
+        chain = trace_lineage(cand)
+        if chain is not None:
+            return chain, searched
+    return None, searched
+
+
+def write_card(cfg: CardConfig, name: str) -> Path:
+    student = get_student(name)
+    eval_dirs = cfg.eval_dir or [str(Path(cfg.runs) / "eval" / name)]
+    evals = find_evals(eval_dirs)
+    chain, searched = _sft_chain(cfg, name, evals)
+    recipe = Path(cfg.recipes) / f"{name}.yaml"
+    text = render_card(student, chain=chain, evals=evals, recipe=recipe if recipe.is_file() else None,
+                       searched=searched)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.md"
+    path.write_text(text, encoding="utf-8")
+    stages = " -> ".join(node.stage for _, node in chain.flatten()) if chain else "no runs found"
+    measured = ", ".join(sorted({e.task for e in evals})) or "nothing measured yet"
+    print(f"{path}: lineage {stages}; measured: {measured}")
+    return path
+
+
+def run(cfg: CardConfig) -> list[Path]:
+    if not cfg.student:
+        raise ConfigError(f"pass --student NAME: one of {', '.join(STUDENTS)}, or 'all'")
+    names = PAPER_STUDENTS if cfg.student == "all" else [cfg.student]
+    return [write_card(cfg, name) for name in names]

@@ -1,0 +1,155 @@
+"""``distill eval``: pass@1 over n samples, cons@n and pass@k, the DeepSeek-R1 way, through lm-eval.
+
+Two ways in, one way of scoring:
+
+- ``--model DIR_OR_HUB_ID``: lm-eval samples n completions per problem (vllm or hf backend) from our tasks in
+  ``eval/`` (:mod:`distill.stages.evaluate.harness`), in chunks that a rerun resumes;
+- ``--completions FILE``: completions that already exist are re-scored, no model needed.
+
+Either way every completion is checked by :mod:`distill.verify` and the numbers come from
+:mod:`distill.metrics` (:mod:`distill.stages.evaluate.scoring`); the outputs are ``results.json``,
+``samples.jsonl`` (one row per completion), ``problems.jsonl``, ``summary.md`` and ``run.json``, plus
+lm-eval's own results and samples under ``lm_eval/`` when a model ran.
+
+Departures from the paper's protocol: none by default (temperature 0.6, top-p 0.95, 32,768 new tokens, the
+chat prompt, no system turn). n defaults to 16 rather than 64 to keep a first look cheap; cons@n is reported
+for the n used, so cons@64 needs ``--samples 64``. An answer counts only when it is the last ``\\boxed{}``
+after ``</think>`` (``--fallback`` to also accept "the answer is X").
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from distill.data.prompts import CHAT_SUFFIX
+from distill.errors import ConfigError, DataError
+from distill.runinfo import RunRecord
+from distill.stages.evaluate.completions import read_completions
+from distill.stages.evaluate.config import DEFAULT_SAMPLES, EvalConfig
+from distill.stages.evaluate.outputs import RESULTS_FILE, metric_names, pct, write_outputs
+from distill.stages.evaluate.scoring import VerifySettings, score_problems, verify_problems
+from distill.stages.evaluate.tasks import EvalTask, get_task
+
+log = logging.getLogger(__name__)
+
+
+def model_label(model: str) -> str:
+    """A folder name for a model: a local folder's name, or the hub id with '/' -> '__'."""
+    p = Path(model)
+    return p.resolve().name if p.exists() else model.strip("/").replace("/", "__")
+
+
+def default_out(cfg: EvalConfig) -> Path:
+    if cfg.model is not None:
+        return Path("out") / "eval" / model_label(cfg.model) / cfg.task
+    return Path("out") / "eval" / "rescore" / cfg.task
+
+
+def _protocol(cfg: EvalConfig, task: EvalTask, n: int, mode: str, prompt_has_think: bool) -> dict[str, Any]:
+    how = "integers 0-999, '025' == '25'" if mode == "aime" else "math-verify"
+    scoring = f"distill.verify, mode '{mode}' ({how}); the answer is the last \\boxed{{}}"
+    scoring += {"auto": " after </think> when the reasoning is tagged", "required": " after a closing </think>",
+                "optional": ""}[cfg.think]
+    scoring += "; 'the answer is X' accepted when there is no box" if cfg.fallback else ""
+    if cfg.completions is not None:
+        return {"completions": cfg.completions, "samples per problem": n, "scoring": scoring,
+                "prompt had <think> prefill": prompt_has_think}
+    return {
+        "samples per problem": n,
+        "sampling": f"temperature {cfg.temperature}, top-p {cfg.top_p}, up to {cfg.max_tokens} new tokens, "
+                    f"seed {cfg.seed}",
+        "prompt": f"chat template, one user turn: problem + \"{CHAT_SUFFIX}\"; no system prompt"
+                  + ("; assistant turn prefilled with <think>\\n" if cfg.force_think else "")
+                  + ("; the template itself opens <think>" if prompt_has_think and not cfg.force_think else ""),
+        "engine": f"lm-eval, {cfg.backend} backend, dtype {cfg.dtype}",
+        "scoring": scoring,
+        "data": cfg.data_file or f"{task.hub_id} ({task.hub_split} split)",
+    }
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if not overwrite:
+        return
+    if (out / "lm_eval").is_dir():
+        shutil.rmtree(out / "lm_eval")
+    for name in (RESULTS_FILE, "samples.jsonl", "problems.jsonl", "summary.md", "run.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def run(cfg: EvalConfig) -> Path:
+    try:
+        cfg.check_ready()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    task = get_task(cfg.task)
+    mode = cfg.verify_mode or task.mode
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
+    _prepare_out(out, cfg.overwrite)
+    inputs: dict[str, str | Path] = {name: value for name, value in (("completions", cfg.completions),
+                                                                      ("data_file", cfg.data_file)) if value}
+    if cfg.model is not None and Path(cfg.model).exists():
+        inputs["model"] = cfg.model
+    record = RunRecord("eval", cfg, inputs=inputs)
+    meta: dict[str, Any] = {"task": task.name, "task_title": task.title, "model": cfg.model,
+                            "completions_file": cfg.completions, "limit": cfg.limit}
+
+    if cfg.completions is not None:
+        data_docs = None
+        if cfg.data_file is not None:
+            from distill.stages.evaluate.hooks import load_docs
+
+            data_docs = load_docs(task.name, cfg.data_file, verify_mode=mode)
+        problems = read_completions(cfg.completions, mode=mode, data_docs=data_docs, limit=cfg.limit)
+        n = cfg.samples or max(len(p.completions) for p in problems)
+        if n == 0:
+            raise DataError(f"{cfg.completions}: every row has an empty 'completions' list; nothing to score")
+        prompt_has_think = cfg.prompt_has_think
+        meta["data"] = cfg.data_file
+    else:
+        from distill.stages.evaluate.harness import run_harness
+
+        n = cfg.samples or DEFAULT_SAMPLES
+        if cfg.temperature == 0 and n > 1:
+            log.warning("temperature 0 is greedy decoding: the %d samples per problem will be identical", n)
+        record.write(out, status="partial")
+        harness = run_harness(cfg, task, out, n=n, verify_mode=mode)
+        problems = harness.problems
+        prompt_has_think = harness.prompt_has_think
+        meta.update({"data": cfg.data_file or task.hub_id, "backend": harness.backend,
+                     "max_model_len": harness.max_model_len, "longest_prompt_tokens": harness.longest_prompt_tokens,
+                     "template_has_think": harness.template_has_think, "prompt_example": harness.prompt_example,
+                     "lm_eval": {"results": "lm_eval/results.json", "samples": "lm_eval/samples.jsonl",
+                                 "chunks": harness.chunks_total, "chunks_reused": harness.chunks_reused,
+                                 "metrics": harness.lm_eval_metrics}})
+        record.extra["lm_eval_model_args"] = harness.model_args
+
+    settings = VerifySettings(mode=mode, think=cfg.think, prompt_has_think=prompt_has_think, fallback=cfg.fallback,
+                              timeout=cfg.verify_timeout, workers=cfg.verify_workers)
+    verdicts = verify_problems(problems, settings, progress=True)
+    try:
+        scored = score_problems(problems, verdicts, n=n, mode=mode, timeout=cfg.verify_timeout)
+    except ValueError as exc:
+        raise DataError(f"{cfg.completions or out}: {exc}") from None
+    meta.update({"think": cfg.think, "prompt_has_think": prompt_has_think, "fallback": cfg.fallback,
+                 "protocol": _protocol(cfg, task, n, mode, prompt_has_think)})
+    results = write_outputs(out, scored, meta)
+
+    record.counts.update({"problems": results["num_problems"], "n": n, "samples_scored": results["samples_scored"],
+                          "samples_dropped": results["samples_dropped"], "complete": results["complete"],
+                          **{name: results[name] for name in metric_names(results)}})
+    record.write(out)
+    _print_summary(results, out)
+    return out
+
+
+def _print_summary(results: dict[str, Any], out: Path) -> None:
+    names = metric_names(results)
+    head = f"pass@1 {pct(results['pass@1'])}% ± {pct(results.get('pass@1_stderr'))}"
+    rest = " · ".join(f"{k} {pct(results[k])}%" for k in names[1:])
+    print(f"{results['task']}: {head} · {rest} (n={results['n']}, {results['num_problems']} problems) -> {out}")
+    if not results["complete"]:
+        print(f"warning: {len(results['missing'])} problem(s) have fewer than {results['n']} samples and were scored "
+              f"on the samples they have; see {out / RESULTS_FILE} 'missing'")

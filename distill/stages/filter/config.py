@@ -1,0 +1,108 @@
+"""Config of ``distill filter``: rejection sampling that turns traces folders into an SFT dataset.
+
+Every filter has an on/off switch (``--no-readability`` ...) and its thresholds here; a threshold set to
+null switches that one check off. See :mod:`distill.stages.filter.stage` for what each filter does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distill.config import option
+
+# The eval sets we report on (AIME 2024, AIME 2025, MATH-500), as hub ids with an optional ":split".
+DEFAULT_EVAL_SETS = ["HuggingFaceH4/aime_2024:train", "yentinglin/aime_2025:train", "HuggingFaceH4/MATH-500:test"]
+
+
+@dataclass
+class FilterConfig:
+    # ------------------------------------------------------------------ inputs and outputs
+    traces: list[str] = option([], "traces folders written by 'distill generate' (several allowed; teachers may mix)")
+    out: str = option("sft-data", "output folder: the dataset (save_to_disk), parquet copy, filter_stats.json")
+    overwrite: bool = option(False, "replace an existing output folder")
+    user_turn: str = option("chat", "user turn of each example: 'chat' = the problem + the paper's chat suffix; "
+                            "'prompt' = the trace's own prompt (its user message, or the prompt text as is)",
+                            choices=["chat", "prompt"])
+    language: str = option("en", "target language of the chain of thought", choices=["en", "zh"])
+    tokenizer: str | None = option(None, "the student's tokenizer (folder or hub id) to count tokens with; "
+                                   "default: the trace's completion_tokens (the teacher's count)")
+    trust_remote_code: bool = option(False, "allow custom code when loading --tokenizer")
+    workers: int | None = option(None, "processes for the per-row filters (default: all CPUs; 1 = in this process)")
+    seed: int = option(0, "seed for random selection and the validation split")
+
+    # ------------------------------------------------------------------ correctness
+    correctness: bool = option(True, "keep only traces whose verdict against the gold answer is 'correct'")
+    reverify: bool = option(False, "re-verify every trace with the truth layer, ignoring verdicts in the traces")
+    verify_mode: str = option("math", "answer comparison: 'math' (math-verify) or 'aime' (integers 0-999)",
+                              choices=["math", "aime"])
+    verify_timeout: float = option(5.0, "seconds allowed per answer check (a check that overruns is 'timeout')")
+    verify_workers: int | None = option(None, "verification processes (default: all CPUs)")
+
+    # ------------------------------------------------------------------ completeness
+    completeness: bool = option(True, "drop traces that did not finish: no </think>, empty reasoning, no answer")
+    require_stop: bool = option(True, "completeness: finish_reason must be 'stop' (not 'length', 'abort' ...)")
+    require_answer: bool = option(True, "completeness: the text after </think> must hold a final (boxed) answer")
+
+    # ------------------------------------------------------------------ readability
+    readability: bool = option(True, "drop chains of thought that mix languages, ramble, hold code or loop")
+    min_language_consistency: float | None = option(
+        0.95, "share of target-language words in the whole trace (math, numbers and variables not counted)")
+    min_paragraph_language_consistency: float | None = option(
+        0.8, "the same share in every paragraph: catches a CoT that switches language for a while")
+    max_paragraph_chars: int | None = option(3000, "longest paragraph allowed, in characters (blank-line separated)")
+    allow_code: bool = option(False, "keep traces with code blocks or lines of code (the paper drops them for math)")
+    max_repetition: float | None = option(0.2, "largest share of repeated word n-grams (a looping trace is near 1)")
+    repetition_ngram: int = option(10, "n of the word n-grams the repetition check counts")
+
+    # ------------------------------------------------------------------ length
+    length: bool = option(True, "drop traces longer than --max-tokens")
+    max_tokens: int = option(32768, "most tokens in the assistant turn (set it to the student's SFT max_length)")
+
+    # ------------------------------------------------------------------ dedup, decontamination, selection
+    dedup: bool = option(True, "drop exact and whitespace/case-normalised duplicate traces of the same problem")
+    decontaminate: bool = option(True, "drop problems that share an n-gram with an eval problem")
+    decontaminate_datasets: list[str] = option(
+        DEFAULT_EVAL_SETS, "eval sets to check against, as hub ids 'ID[:SPLIT]' (used when no "
+        "--decontaminate-files are given; needs the network or the hub cache)")
+    decontaminate_files: list[str] = option(
+        [], "local files of eval problems (jsonl/json/parquet/csv with a 'problem' or 'question' column); "
+        "when given, they replace --decontaminate-datasets")
+    ngram: int = option(8, "decontamination: n of the word n-grams compared")
+    decontaminate_traces: bool = option(False, "decontamination: also check the reasoning text, not only the problem")
+    select: str = option("all", "per problem, keep 'all' surviving traces, the 'shortest' k, or a 'random' k",
+                         choices=["all", "shortest", "random"])
+    max_per_problem: int = option(1, "k for --select shortest|random")
+
+    # ------------------------------------------------------------------ output
+    validation_fraction: float = option(0.0, "share of problems held out as a 'validation' split (0: no split)")
+    parquet: bool = option(True, "also write parquet/<split>.parquet")
+    push_to_hub: str | None = option(None, "push the dataset to this hub repo (only when given; token from HF_TOKEN)")
+    hub_private: bool = option(True, "with --push-to-hub: create the repo private")
+
+    def __post_init__(self) -> None:
+        for name in ("min_language_consistency", "min_paragraph_language_consistency", "max_repetition"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1 (or null to switch it off), got {value}")
+        if self.max_paragraph_chars is not None and self.max_paragraph_chars < 1:
+            raise ValueError(f"max_paragraph_chars must be >= 1 (or null to switch it off), got {self.max_paragraph_chars}")
+        if self.repetition_ngram < 1:
+            raise ValueError(f"repetition_ngram must be >= 1, got {self.repetition_ngram}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.ngram < 1:
+            raise ValueError(f"ngram must be >= 1, got {self.ngram}")
+        if self.select != "all" and self.max_per_problem < 1:
+            raise ValueError(f"select={self.select!r} keeps max_per_problem traces per problem: set it to >= 1 "
+                             f"(got {self.max_per_problem}), or use select=all")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.verify_timeout <= 0:
+            raise ValueError(f"verify_timeout must be > 0 seconds, got {self.verify_timeout}")
+        for name in ("workers", "verify_workers"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 (or null for all CPUs), got {value}")
+        if self.decontaminate and not (self.decontaminate_files or self.decontaminate_datasets):
+            raise ValueError("decontaminate is on but no eval sets are named: give --decontaminate-files or "
+                             "--decontaminate-datasets, or pass --no-decontaminate")

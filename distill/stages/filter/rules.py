@@ -1,0 +1,149 @@
+"""The per-row filters: each a small pure function ``(trace, context) -> drop reason or None``.
+
+They run in this order (``ROW_FILTERS``) and all of them run on every row, so the stats can give both the
+first failing filter (the drop reason) and every failing one. Thresholds come from ``FilterConfig``; a
+threshold set to None switches that check off. Dedup and selection look at groups of rows, not single
+rows: see :mod:`~distill.stages.filter.dedup` and :mod:`~distill.stages.filter.selection`.
+
+>>> from distill.stages.filter.config import FilterConfig
+>>> from distill.stages.filter.trace import prepare
+>>> ctx = FilterContext(FilterConfig())
+>>> t = prepare({"id": "a", "sample": 0, "problem": "2+2?", "finish_reason": "length",
+...              "completion": "<think>2+2 is 4"}, index=0, folder="f")
+>>> completeness(t, ctx)
+'not_stopped:length'
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from distill.stages.filter.config import FilterConfig
+from distill.stages.filter.decontaminate import NgramIndex
+from distill.stages.filter.trace import Trace
+from distill.verify import extract_answer, has_code_block, language_consistency, longest_paragraph, repetition_ratio
+
+_PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+@dataclass
+class FilterContext:
+    """What the filters read besides the row: the config and the eval n-gram index (None: not loaded)."""
+
+    cfg: FilterConfig
+    index: NgramIndex | None = None
+
+
+def decontamination(t: Trace, ctx: FilterContext) -> str | None:
+    """The problem (and with ``decontaminate_traces`` the reasoning) shares an n-gram with an eval problem."""
+    if ctx.index is None:
+        raise RuntimeError("decontamination filter run without an eval index (build_index was not called)")
+    label = ctx.index.find(t.problem or t.user)
+    if label is None and ctx.cfg.decontaminate_traces and t.reasoning:
+        label = ctx.index.find(t.reasoning)
+    return None if label is None else label.rpartition("#")[0]
+
+
+def completeness(t: Trace, ctx: FilterContext) -> str | None:
+    """Finished with ``stop``, closed ``</think>`` after non-empty reasoning, and a final answer after it."""
+    cfg = ctx.cfg
+    if cfg.require_stop and t.finish_reason != "stop":
+        return f"not_stopped:{t.finish_reason}"
+    if not t.closed:
+        return "no_think_close"
+    if not (t.reasoning or "").strip():
+        return "empty_reasoning"
+    if cfg.require_answer:
+        if not t.answer.strip():
+            return "empty_answer"
+        if extract_answer(t.answer, mode=cfg.verify_mode) is None:
+            return "no_final_answer"
+    return None
+
+
+def correctness(t: Trace, ctx: FilterContext) -> str | None:
+    """Keep only the verdict ``correct``; the reason is the verdict (incorrect, no_answer, unparsable ...)."""
+    if t.verdict == "correct":
+        return None
+    return t.verdict or "unverified"
+
+
+def readability(t: Trace, ctx: FilterContext) -> str | None:
+    """Wall-of-text paragraphs, code, too few target-language words (overall or in a paragraph), loops."""
+    cfg = ctx.cfg
+    text = t.readable_text
+    if cfg.max_paragraph_chars is not None and longest_paragraph(text) > cfg.max_paragraph_chars:
+        return "long_paragraph"
+    if not cfg.allow_code and has_code_block(text):
+        return "code_block"
+    if cfg.min_language_consistency is not None or cfg.min_paragraph_language_consistency is not None:
+        overall = _consistency(text, cfg.language)
+        if cfg.min_language_consistency is not None and overall < cfg.min_language_consistency:
+            return "language_consistency"
+        # A text with no foreign word has none in any paragraph: only look closer when there is one.
+        if cfg.min_paragraph_language_consistency is not None and overall < 1.0:
+            for paragraph in _PARAGRAPH_RE.split(text):
+                if language_consistency(paragraph, cfg.language) < cfg.min_paragraph_language_consistency:
+                    return "mixed_language"
+    if cfg.max_repetition is not None:
+        ratio = repetition_ratio(t.reasoning if t.reasoning is not None else text, n=cfg.repetition_ngram)
+        if ratio > cfg.max_repetition:
+            return "repetition"
+    return None
+
+
+def _consistency(text: str, lang: str) -> float:
+    """:func:`~distill.verify.language_consistency`, with an exact shortcut for English: an ASCII text has only
+    Latin letters, so its share of English words is 1.0 (most English traces are ASCII)."""
+    if lang == "en" and text.isascii():
+        return 1.0
+    return language_consistency(text, lang)
+
+
+def length(t: Trace, ctx: FilterContext) -> str | None:
+    """More than ``max_tokens`` tokens in the assistant turn."""
+    if t.num_tokens is None:
+        return "unknown_length"
+    return "too_long" if t.num_tokens > ctx.cfg.max_tokens else None
+
+
+RowFilter = Callable[[Trace, FilterContext], str | None]
+
+# Order matters only for the drop reason: a row is counted under the first filter it fails.
+ROW_FILTERS: tuple[tuple[str, RowFilter], ...] = (
+    ("decontamination", decontamination),
+    ("completeness", completeness),
+    ("correctness", correctness),
+    ("readability", readability),
+    ("length", length),
+)
+GROUP_FILTERS = ("dedup", "selection")
+ALL_FILTERS = tuple(name for name, _ in ROW_FILTERS) + GROUP_FILTERS
+
+
+def enabled_row_filters(cfg: FilterConfig) -> list[str]:
+    """Names of the row filters switched on in ``cfg``."""
+    switches = {"decontamination": cfg.decontaminate, "completeness": cfg.completeness,
+                "correctness": cfg.correctness, "readability": cfg.readability, "length": cfg.length}
+    return [name for name, _ in ROW_FILTERS if switches[name]]
+
+
+def check_row(t: Trace, ctx: FilterContext, names: list[str],
+              seconds: dict[str, float] | None = None) -> list[str]:
+    """Every failing filter of ``names`` as ``"filter:reason"``, in filter order (first = drop reason).
+
+    ``seconds`` (optional) accumulates the CPU time spent in each filter (CPU, not wall: fair on a busy machine).
+    """
+    failures = []
+    table = dict(ROW_FILTERS)
+    for name in names:
+        start = time.process_time()
+        reason = table[name](t, ctx)
+        if seconds is not None:
+            seconds[name] = seconds.get(name, 0.0) + time.process_time() - start
+        if reason is not None:
+            failures.append(f"{name}:{reason}")
+    return failures

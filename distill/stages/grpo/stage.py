@@ -1,0 +1,363 @@
+"""``distill grpo``: the R1-Zero teacher stage — GRPO with rule-based rewards, on TRL's GRPOTrainer.
+
+R1-Zero showed that GRPO with only an accuracy reward and a format reward grows long reasoning in a base
+model. This stage runs that recipe on a user's base model: problems with verifiable answers -> R1-Zero
+(or chat) prompts -> G sampled completions per prompt (vLLM on GPUs, transformers elsewhere) -> rewards
+from ``distill.rewards`` (the same verifier as the filter and the eval) -> GRPO updates with a KL term.
+
+What a user watches, all in ``--out``: ``metrics.jsonl`` (one row per step: each reward's mean and std,
+accuracy, format rate, mean completion length, KL, clip ratio, step time), ``eval.jsonl`` + ``eval/``
+(held-out pass@1 over n samples, every ``eval_every`` steps), ``plots/*.png`` (accuracy and response
+length against step, the paper's two R1-Zero curves). ``checkpoints/`` holds resumable checkpoints
+(``--resume``); the final model, tokenizer and chat template are saved in ``--out`` itself, a normal HF
+folder that ``distill generate --teacher DIR`` loads.
+
+Departures from the paper: the KL term is TRL's k3 estimator against the frozen base (the paper's form);
+``loss_type`` defaults to ``grpo`` (per-sequence normalisation, as in the paper) where TRL defaults to
+``dapo``; group size, lengths and steps are far below the paper's (e.g. 8-16 samples and 1-4k tokens,
+not 16 samples and 32k tokens) so a run fits one node. On CPU the rollouts use transformers' generate:
+TRL's vLLM weight sync needs CUDA.
+
+Where each path was exercised: the transformers-rollout path trains, evaluates, checkpoints, stops on Ctrl-C
+and resumes in the CPU test suite (tests/test_grpo_train.py). The vLLM paths (colocate; server mode with
+scripts/slurm/grpo.slurm) are checked on CPU only up to the GRPOConfig and the ``trl vllm-serve`` command a
+recipe resolves to (tests/test_grpo.py); the ``gpu``-marked test runs colocate for real where CUDA exists.
+Ctrl-C finishes the step and saves a checkpoint in a single process; under ``accelerate launch`` the
+launcher may stop the ranks first, and the last periodic checkpoint is the place to resume from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from distill.config import config_to_dict
+from distill.errors import DistillError
+from distill.runinfo import RunRecord, read_run
+from distill.stages.grpo.config import GRPOStageConfig
+
+log = logging.getLogger(__name__)
+
+LAUNCH_RECIPE = "launch-grpo.yaml"       # written into --out by distill.launch.relaunch
+
+
+def run(cfg: GRPOStageConfig) -> Path:
+    from distill.launch import should_relaunch
+
+    _check_inputs(cfg)
+    if should_relaunch(cfg.num_processes, cfg.accelerate_config):
+        return _relaunch(cfg, Path(cfg.out))
+    return train(cfg)
+
+
+def _check_inputs(cfg: GRPOStageConfig) -> None:
+    if not cfg.model:
+        raise DistillError("grpo needs a base model: --model DIR_OR_HUB_ID (or grpo.model in the recipe)")
+    if not cfg.dataset:
+        raise DistillError("grpo needs problems with answers: --dataset HUB_ID_OR_FILE (or grpo.dataset)")
+
+
+def _relaunch(cfg: GRPOStageConfig, out: Path) -> Path:
+    """Run :func:`train` on ``num_processes`` ranks through ``accelerate launch`` (see distill.launch)."""
+    from distill.launch import accelerate_config_file, relaunch
+    from distill.stages.grpo.trl_args import cuda_available
+
+    done, _ = _prepare_out(cfg, out)
+    if done:
+        return out
+    cuda = cuda_available()
+    # The ranks get this same config (so run.json records what was asked for) and reach the same decision about
+    # OUT: the --overwrite is done here, and a resume finds the same checkpoint.
+    relaunch("grpo", cfg, workdir=out, config_file=accelerate_config_file(cfg.strategy, cfg.accelerate_config),
+             num_processes=cfg.num_processes, mixed_precision="bf16" if cuda and cfg.bf16 is not False else "no",
+             cpu=not cuda)
+    rec = read_run(out)
+    if not rec or rec.get("status") != "complete":
+        raise DistillError(f"the launched run ended without a complete {out}/run.json; rerun the same command to "
+                          "resume from its last checkpoint")
+    return out
+
+
+def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
+    """Train, watch and save. ``rewards`` (a :class:`~distill.stages.grpo.reward_setup.RewardSetup`) replaces the
+    recipe's rewards: tests use it for toy tasks."""
+    from distill.stages.grpo.reward_setup import setup_rewards
+    from distill.stages.grpo.trl_args import cuda_available, make_grpo_config, trl_kwargs, vllm_installed
+
+    _check_inputs(cfg)
+    out = Path(cfg.out)
+    setup = rewards or setup_rewards(cfg.rewards, max_completion_length=cfg.max_completion_length)
+    kwargs = trl_kwargs(cfg, reward_weights=setup.weights, cuda=cuda_available(), have_vllm=vllm_installed())
+    args = make_grpo_config(kwargs)              # also sets up the process group under accelerate
+    main_process = args.process_index == 0
+    done, resume_from = _decide_start(cfg, out, args)
+    if done:
+        return out                                   # finished earlier with the same config
+
+    from distill.stages.grpo.data import prepare
+
+    tokenizer = _load_tokenizer(cfg)
+    data = prepare(cfg, tokenizer)
+    record = RunRecord("grpo", cfg, inputs={k: v for k, v in (("model", cfg.model), ("dataset", cfg.dataset),
+                                                                ("eval_dataset", cfg.eval_dataset))
+                                            if v and Path(v).exists()})
+    record.counts.update(data.counts())
+    record.extra.update({"generation": "vllm" if kwargs["use_vllm"] else "transformers",
+                         "vllm_mode": kwargs.get("vllm_mode"), "prompt_template": cfg.template,
+                         "rewards": dict(zip(setup.labels, setup.weights)), "world_size": args.world_size,
+                         "resumed_from": str(resume_from) if resume_from else None,
+                         "dropped_examples": {reason: ids[:20] for reason, ids in data.dropped.items()}})
+    if main_process:
+        record.write(out, status="partial")
+    log.info("grpo: %d training problems, %d held-out; rewards %s; rollouts with %s", len(data.train),
+             len(data.heldout), setup.describe(), record.extra["generation"])
+
+    trainer, stop = _build_trainer(cfg, args, setup, tokenizer, data, out, record,
+                                               resuming=resume_from is not None)
+    if main_process:                                  # rows logged after the checkpoint are redone
+        _trim_logs(out, _checkpoint_step(resume_from) if resume_from else 0)
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    steps = trainer.state.global_step
+    record.counts["steps"] = steps
+    if stop.requested:
+        if main_process:
+            record.write(out, status="partial")
+            print(f"grpo: stopped after step {steps}; checkpoint saved in {out / 'checkpoints'}. Rerun the same "
+                  "command to continue from it.")
+        raise KeyboardInterrupt
+    _save_final(cfg, trainer, tokenizer, out, main_process)
+    if not main_process:
+        return out
+    if cfg.keep_best:
+        record.counts.update(_select_best(out, steps))
+    _summarise(record, out, time.time() - started)
+    record.write(out, status="complete")
+    _print_summary(record, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+def _same_run(previous: dict[str, Any], cfg: GRPOStageConfig) -> bool:
+    """Whether a run.json records this config (how the run was started, --resume/--overwrite, aside)."""
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k not in ("resume", "overwrite")}
+
+    return strip(previous.get("config") or {}) == strip(json.loads(json.dumps(config_to_dict(cfg), default=str)))
+
+
+def _decide_start(cfg: GRPOStageConfig, out: Path, args: Any) -> tuple[bool, Path | None]:
+    """The main process inspects --out; every process gets its decision (or its error)."""
+    decision: Any
+    if args.process_index == 0:
+        try:
+            decision = _prepare_out(cfg, out)
+        except DistillError as exc:
+            decision = exc
+    else:
+        decision = None
+    if args.world_size > 1:
+        from accelerate.utils import broadcast_object_list
+
+        decision = broadcast_object_list([decision])[0]
+    if isinstance(decision, DistillError):
+        raise decision
+    return decision[0], decision[1]
+
+
+def _prepare_out(cfg: GRPOStageConfig, out: Path) -> tuple[bool, Path | None]:
+    """``(done, checkpoint)``: done when --out already holds this finished run; else the checkpoint to resume
+    from (None: start fresh).
+
+    Rerunning the same command resumes from the last checkpoint (``--resume`` also continues a run whose settings
+    changed, e.g. a finished run given more ``max_steps``); a folder holding something else is never reused
+    silently.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from distill.launch import started_by_relaunch
+    from distill.stages.grpo.trl_args import CHECKPOINTS
+
+    if cfg.overwrite and out.exists() and not started_by_relaunch():
+        here = Path.cwd().resolve()
+        if out.resolve() in (here, *here.parents, Path.home().resolve()):
+            raise DistillError(f"refusing to delete {out} (the current folder, a parent of it, or home)")
+        shutil.rmtree(out)
+    ckpt_dir = out / CHECKPOINTS
+    previous = read_run(out)
+    if previous is not None and previous.get("stage") != "grpo":
+        raise DistillError(f"{out} holds the output of 'distill {previous.get('stage')}': choose another --out")
+    same = previous is not None and _same_run(previous, cfg)
+    found = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    last = Path(found) if found else None
+    if previous is not None and previous.get("status") == "complete":
+        if same:
+            print(f"grpo: {out} already holds a finished run of this config; nothing to do (--overwrite to redo it)")
+            return True, None
+        if cfg.resume and last is not None:
+            return False, last
+        raise DistillError(f"{out} holds a finished run with other settings: pass --resume to continue it from "
+                           f"{last.name if last else 'its last checkpoint'} with these settings, --overwrite to start "
+                           "over, or another --out")
+    if last is not None:
+        if cfg.resume or same:
+            return False, last
+        raise DistillError(f"{out} holds checkpoints (last: {last.name}) of a run with other settings: pass --resume "
+                           "to continue from it anyway, --overwrite to start over, or another --out")
+    if previous is None and out.is_dir() and any(p.name not in (CHECKPOINTS, LAUNCH_RECIPE) for p in out.iterdir()):
+        raise DistillError(f"{out} exists and holds other files: choose another --out, or pass --overwrite")
+    if cfg.resume:
+        log.warning("--resume: no checkpoint in %s yet; starting from step 0", ckpt_dir)
+    return False, None
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(Path(path).name.rsplit("-", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _trim_logs(out: Path, step: int) -> None:
+    from distill.stages.grpo.callbacks import EVAL_FILE, METRICS_FILE
+    from distill.stages.grpo.metrics import keep_until
+
+    for name in (METRICS_FILE, EVAL_FILE):
+        dropped = keep_until(out / name, step)
+        if dropped:
+            log.info("resume from step %d: dropped %d rows of %s logged after that checkpoint", step, dropped, name)
+
+
+def _load_tokenizer(cfg: GRPOStageConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise DistillError(f"could not load the tokenizer of {cfg.model!r}: {exc}") from None
+    if cfg.template == "chat" and not getattr(tok, "chat_template", None):
+        raise DistillError(f"{cfg.model}: the tokenizer has no chat template; use template: r1-zero (plain-text "
+                           "prompts) or a model that has one")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, data: Any, out: Path,
+                   record: RunRecord, *, resuming: bool) -> tuple[Any, Any]:
+    import datasets
+    from transformers import ProgressCallback as HFProgress
+    from trl import GRPOTrainer
+
+    from distill.stages.grpo.callbacks import (
+        HeldOutCallback,
+        MetricsCallback,
+        OnSave,
+        ProgressCallback,
+        StopOnInterrupt,
+    )
+    from distill.stages.grpo.heldout import EvalSettings, HeldOutEval
+
+    stop = StopOnInterrupt(world_size=args.world_size)
+    callbacks: list[Any] = [MetricsCallback(out, setup, plot_every=cfg.plot_every), ProgressCallback(), stop]
+    if data.heldout:
+        settings = EvalSettings(samples=cfg.eval_samples, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
+                                max_new_tokens=cfg.eval_max_new_tokens or cfg.max_completion_length,
+                                batch_size=cfg.eval_batch_size, seed=cfg.seed)
+        evaluator = HeldOutEval(data.heldout, tokenizer, settings, setup.verify_params, rank=args.process_index,
+                                world=args.world_size)
+        callbacks.append(HeldOutCallback(evaluator, out, every=cfg.eval_every,
+                                         at_start=cfg.eval_at_start and not resuming, stopping=lambda: stop.requested,
+                                         keep_best=cfg.keep_best))
+
+    def refresh_run_json(step: int) -> None:
+        record.counts["steps"] = step
+        record.write(out, status="partial")
+
+    callbacks.append(OnSave(refresh_run_json))
+    try:
+        trainer = GRPOTrainer(model=cfg.model, reward_funcs=setup.funcs, args=args,
+                              train_dataset=datasets.Dataset.from_list(data.train), processing_class=tokenizer,
+                              callbacks=callbacks)
+    except OSError as exc:
+        raise DistillError(f"could not load the model {cfg.model!r}: {exc}") from None
+    trainer.remove_callback(HFProgress)
+    return trainer, stop
+
+
+def _save_final(cfg: GRPOStageConfig, trainer: Any, tokenizer: Any, out: Path, main_process: bool) -> None:
+    from distill.stages.grpo.data import r1_zero_chat_template
+
+    trainer.save_model(str(out))
+    if not main_process:
+        return
+    choice = cfg.final_chat_template
+    if choice == "r1-zero" or (choice == "auto" and cfg.template == "r1-zero"):
+        tokenizer.chat_template = r1_zero_chat_template()
+    tokenizer.save_pretrained(str(out))
+    stale = out / "training_args.bin"
+    if stale.exists():
+        stale.unlink()                                # pickled TrainingArguments: not needed to load the model
+
+
+def _select_best(out: Path, last_step: int) -> dict[str, Any]:
+    """keep_best: put the best held-out policy's weights in ``out`` (the last step's are replaced)."""
+    from distill.stages.grpo.callbacks import BEST_DIR, BEST_FILE
+
+    best = out / BEST_DIR
+    if not (best / BEST_FILE).is_file():
+        log.warning("keep_best: no held-out eval ran, so the final model is the last step's")
+        return {"selected_step": last_step}
+    selected = json.loads((best / BEST_FILE).read_text(encoding="utf-8"))
+    if selected["step"] != last_step:
+        for item in best.iterdir():
+            if item.name != BEST_FILE:
+                shutil.copy2(item, out / item.name)
+        print(f"grpo: keep_best: the final model is the policy at step {selected['step']} (held-out pass@1 "
+              f"{selected['pass@1']:.3f}, the best eval), not the last step {last_step}")
+    shutil.rmtree(best)
+    return {"selected_step": selected["step"], "selected_pass@1": selected["pass@1"]}
+
+
+def _summarise(record: RunRecord, out: Path, wall: float) -> None:
+    from distill.data.jsonl import read_jsonl
+    from distill.stages.grpo.callbacks import EVAL_FILE, METRICS_FILE
+
+    rows = read_jsonl(out / METRICS_FILE) if (out / METRICS_FILE).is_file() else []
+    evals = read_jsonl(out / EVAL_FILE) if (out / EVAL_FILE).is_file() else []
+    c = record.counts
+    c["train_wall_s"] = round(wall, 1)
+    if rows:
+        window = max(1, min(10, len(rows) // 2))
+        for key in ("reward", "accuracy", "format_rate", "completion_length"):
+            first = [r[key] for r in rows[:window] if r.get(key) is not None]
+            last = [r[key] for r in rows[-window:] if r.get(key) is not None]
+            if first and last:
+                c[f"{key}_first{window}"] = round(sum(first) / len(first), 4)
+                c[f"{key}_last{window}"] = round(sum(last) / len(last), 4)
+    if evals:
+        c["heldout_pass@1_start"] = evals[0]["pass@1"]
+        c["heldout_pass@1_end"] = evals[-1]["pass@1"]
+        c["heldout_eval_steps"] = [e["step"] for e in evals]
+
+
+def _print_summary(record: RunRecord, out: Path) -> None:
+    c = record.counts
+    lines = [f"grpo: {c.get('steps', 0)} steps on {c['train_problems']} problems in {c['train_wall_s'] / 60:.1f} min "
+             f"({record.extra['generation']} rollouts)"]
+    for key, label in (("reward", "reward"), ("accuracy", "train accuracy"), ("format_rate", "format rate"),
+                       ("completion_length", "mean completion tokens")):
+        first = next((v for k, v in c.items() if k.startswith(f"{key}_first")), None)
+        last = next((v for k, v in c.items() if k.startswith(f"{key}_last")), None)
+        if first is not None and last is not None:
+            lines.append(f"  {label}: {first:.3f} -> {last:.3f} (first vs last steps)")
+    if "heldout_pass@1_start" in c:
+        lines.append(f"  held-out pass@1: {c['heldout_pass@1_start']:.3f} -> {c['heldout_pass@1_end']:.3f} "
+                     f"({c['heldout_problems']} problems)")
+    lines.append(f"  model: {out}  (distill generate --teacher {out})")
+    lines.append(f"  watch: {out / 'metrics.jsonl'}, {out / 'eval.jsonl'}, {out / 'plots'}")
+    print("\n".join(lines))

@@ -1,0 +1,2 @@
+"""``distill nano-task``: the nano arithmetic task (``task``: problems and warm-up traces).
+"""

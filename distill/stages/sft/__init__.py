@@ -1,0 +1,11 @@
+"""``distill sft``: fine-tune a student on the filtered traces (TRL SFTTrainer).
+
+- ``config``: :class:`SFTStageConfig`; ``stage``: ``run(cfg)`` (plan, relaunch, train, save);
+- ``data``: the SFT rows read back through :mod:`distill.data.sft_rows`, tokenised for training;
+- ``chat``: the chat template that reproduces the training format; ``context``: position/RoPE extension;
+- ``plan``: memory and throughput estimates (``--plan``); ``lora``: adapters and their merge;
+- ``output``: the output folder, resume and fingerprints; ``callbacks``: loss recording, Ctrl-C.
+
+The heavy libraries (torch, transformers, trl, peft, datasets) load inside the functions that use them, except in
+``callbacks`` (its classes subclass ``transformers.TrainerCallback``), which only the training code imports.
+"""

@@ -1,0 +1,2 @@
+"""``distill tiny``: a tiny Qwen2/Llama checkpoint made offline (tests, nano recipes). ``build`` makes it.
+"""
