@@ -37,10 +37,10 @@ demo: venv
 # The test command CI runs: everything that runs on a CPU, vLLM included; gpu tests skip with a reason.
 test: venv
 	$(BIN)/ruff check distill tests scripts eval
-	$(BIN)/pytest -q -m "not gpu" --timeout=900
+	$(BIN)/pytest -q -m "not gpu" --timeout=900 --doctest-modules distill tests
 
 test-all: venv
-	$(BIN)/pytest -q --timeout=1800
+	$(BIN)/pytest -q --timeout=1800 --doctest-modules distill tests
 
 lint: venv
 	$(BIN)/ruff check distill tests scripts eval

@@ -22,7 +22,7 @@ def r1_chat_template(*, system: str = DEFAULT_TAGS["system"], user: str = DEFAUL
                      assistant: str = DEFAULT_TAGS["assistant"], add_bos: bool = True) -> str:
     """Return the Jinja chat template for the given role tags.
 
-    >>> "{% generation %}" in r1_chat_template()
+    >>> "{%- generation %}" in r1_chat_template()
     True
     """
     bos = "{{- bos_token }}" if add_bos else ""

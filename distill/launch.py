@@ -1,11 +1,13 @@
 """Run a stage under ``accelerate launch`` (several processes, DeepSpeed, FSDP), from a stage's ``run()``.
 
-A stage that needs more than one process calls :func:`relaunch`: the resolved config is written to a recipe file
-in the output folder, and ``accelerate launch --config_file recipes/accelerate/<strategy>.yaml --num_processes N
--m distill <stage> --recipe that-file`` runs it again, every rank in-process. Passing the resolved config rather
-than the original command line makes the relaunch independent of how the stage was called (CLI, pipeline, tests).
-Inside a launched process (or any ``torchrun``/``accelerate``/Slurm rank, which set ``LOCAL_RANK``)
-:func:`in_launched_process` is true and the stage runs in-process.
+A stage that needs more than one process (:func:`should_relaunch`) calls :func:`relaunch_stage`: the launching
+process looks at the output folder first, then :func:`relaunch` writes the resolved config to a recipe file there
+(:func:`launch_recipe`), ``accelerate launch --config_file recipes/accelerate/<strategy>.yaml --num_processes N
+-m distill <stage> --recipe that-file`` runs the stage again, every rank in-process, and the launcher checks that
+the ranks finished. Passing the resolved config rather than the original command line makes the relaunch
+independent of how the stage was called (CLI, pipeline, tests). Inside a launched process (or any
+``torchrun``/``accelerate``/Slurm rank, which set ``LOCAL_RANK``) :func:`in_launched_process` is true and the stage
+runs in-process.
 
 Used by ``distill sft`` and ``distill grpo``.
 """
@@ -18,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ import yaml
 
 from distill.config import config_to_dict
 from distill.errors import DistillError
+from distill.runinfo import read_run
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,11 @@ def started_by_relaunch() -> bool:
 
 def should_relaunch(num_processes: int, accelerate_config: str = "") -> bool:
     return (num_processes > 1 or bool(accelerate_config)) and not in_launched_process()
+
+
+def launch_recipe(section: str) -> str:
+    """The file :func:`relaunch` writes into the output folder: the resolved config the ranks read."""
+    return f"launch-{section}.yaml"
 
 
 def accelerate_config_file(strategy: str, explicit: str = "") -> Path:
@@ -114,7 +123,7 @@ def relaunch(section: str, cfg: Any, *, workdir: str | Path, config_file: Path, 
         check_gpus(num_processes)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    recipe_file = workdir / f"launch-{section}.yaml"
+    recipe_file = workdir / launch_recipe(section)
     recipe_file.write_text(yaml.safe_dump({section: config_to_dict(cfg, redact=False)}, sort_keys=False))
     cmd = launch_command(section, recipe_file, config_file=config_file, num_processes=num_processes,
                          mixed_precision="no" if cpu else mixed_precision)
@@ -133,3 +142,28 @@ def relaunch(section: str, cfg: Any, *, workdir: str | Path, config_file: Path, 
     if rc != 0:
         raise DistillError(f"'accelerate launch' exited with code {rc} (see the log above); the command was: "
                            + " ".join(cmd))
+
+
+def relaunch_stage(section: str, cfg: Any, out: Path, *, finished: Callable[[], bool], cuda: Callable[[], bool],
+                   bf16: bool) -> Path:
+    """Run ``distill <section>`` with ``cfg`` on ``cfg.num_processes`` ranks through ``accelerate launch`` (a stage's
+    ``run()`` calls this when :func:`should_relaunch`); return ``out`` once the ranks wrote a complete run.json.
+
+    ``cfg`` also carries ``strategy`` and ``accelerate_config`` (:func:`accelerate_config_file`). ``finished`` is the
+    stage's own look at ``out``, made here first: it acts on --overwrite in this process (the ranks see
+    :func:`started_by_relaunch` and do not empty the folder again, where the launch recipe now lies), and when it
+    returns True (``out`` already holds this finished run) nothing is launched. The ranks get this same config, so
+    run.json records what was asked for and they reach the same decision about ``out`` (a resume finds the same
+    checkpoint). ``cuda()`` picks GPU ranks (one per GPU, bf16 mixed precision when ``bf16``) or CPU ranks (gloo).
+    """
+    if finished():
+        return out
+    config_file = accelerate_config_file(cfg.strategy, cfg.accelerate_config)
+    on_gpu = cuda()
+    relaunch(section, cfg, workdir=out, config_file=config_file, num_processes=cfg.num_processes,
+             mixed_precision="bf16" if bf16 and on_gpu else "no", cpu=not on_gpu)
+    rec = read_run(out)
+    if not rec or rec.get("status") != "complete":
+        raise DistillError(f"the launched run ended without a complete {out}/run.json; rerun the same command to "
+                           "resume from its last checkpoint")
+    return out

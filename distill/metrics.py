@@ -234,23 +234,7 @@ def score_samples(
         >>> r["pass@1"], r["pass@2"], r["cons@2"], r["n"]
         (0.75, 1.0, 1.0, 2)
     """
-    if not per_problem:
-        raise ValueError("no problems to score")
-    seen: set[Any] = set()
-    rows = []
-    for i, problem in enumerate(per_problem):
-        if "correct" not in problem:
-            raise ValueError(f"problem #{i} has no 'correct' list (keys: {sorted(problem)})")
-        pid = problem.get("id", i)
-        if pid in seen:
-            raise ValueError(f"problem id {pid!r} appears twice")
-        seen.add(pid)
-        flags = _as_bools(problem["correct"], f"problem {pid!r}")
-        answers = problem.get("answers")
-        if answers is not None and len(answers) != len(flags):
-            raise ValueError(f"problem {pid!r}: {len(answers)} answers but {len(flags)} correctness flags")
-        rows.append((pid, flags, answers))
-
+    rows = _problem_rows(per_problem)
     n = n_expected if n_expected is not None else len(rows[0][1])
     if n < 1:
         raise ValueError(f"n_expected must be >= 1, got {n}")
@@ -265,8 +249,7 @@ def score_samples(
     scored = [row for row in rows if row[1]]
     if not scored:
         raise ValueError("no problem has any samples")
-    counts = [len(flags) for _, flags, _ in scored]
-    n_min = min(counts)
+    n_min = min(len(flags) for _, flags, _ in scored)
     if ks is None:
         ks = _default_ks(n_min if allow_missing else n)
     for k in ks:
@@ -274,17 +257,8 @@ def score_samples(
             raise ValueError(f"cannot report pass@{k}: it needs k between 1 and the sample count {n_min}")
 
     with_answers = all(answers is not None for _, _, answers in scored)
-    per_rows = []
-    for pid, flags, answers in scored:
-        c = sum(flags)
-        row: dict[str, Any] = {"id": pid, "n": len(flags), "num_correct": c, "pass@1": c / len(flags)}
-        if with_answers and answers is not None:
-            winner, rep, sizes = majority_vote(answers, equivalent=equivalent)
-            row["majority_answer"] = winner
-            row["majority_count"] = max(sizes) if sizes else 0
-            row["cons"] = False if rep is None else flags[rep]
-        per_rows.append(row)
-
+    per_rows = [_per_problem_row(pid, flags, answers if with_answers else None, equivalent)
+                for pid, flags, answers in scored]
     mean, stderr = pass1_mean_stderr([flags for _, flags, _ in scored])
     lo, hi = bootstrap_ci([r["pass@1"] for r in per_rows], n_boot=n_boot, seed=seed)
     result: dict[str, Any] = {"pass@1": mean, "pass@1_stderr": stderr, "pass@1_ci95": [lo, hi]}
@@ -299,3 +273,40 @@ def score_samples(
     if allow_missing:
         result["missing"] = missing
     return result
+
+
+_Row = tuple[Any, list[bool], Sequence[str | None] | None]  # (id, correctness flags, answers)
+
+
+def _problem_rows(per_problem: Sequence[dict[str, Any]]) -> list[_Row]:
+    """Check ``score_samples``' input: unique ids, bool flags, as many answers as flags."""
+    if not per_problem:
+        raise ValueError("no problems to score")
+    seen: set[Any] = set()
+    rows: list[_Row] = []
+    for i, problem in enumerate(per_problem):
+        if "correct" not in problem:
+            raise ValueError(f"problem #{i} has no 'correct' list (keys: {sorted(problem)})")
+        pid = problem.get("id", i)
+        if pid in seen:
+            raise ValueError(f"problem id {pid!r} appears twice")
+        seen.add(pid)
+        flags = _as_bools(problem["correct"], f"problem {pid!r}")
+        answers = problem.get("answers")
+        if answers is not None and len(answers) != len(flags):
+            raise ValueError(f"problem {pid!r}: {len(answers)} answers but {len(flags)} correctness flags")
+        rows.append((pid, flags, answers))
+    return rows
+
+
+def _per_problem_row(pid: Any, flags: list[bool], answers: Sequence[str | None] | None,
+                     equivalent: Equivalent | None) -> dict[str, Any]:
+    """One problem's row of ``per_problem``: its counts, and its majority vote when answers are given."""
+    c = sum(flags)
+    row: dict[str, Any] = {"id": pid, "n": len(flags), "num_correct": c, "pass@1": c / len(flags)}
+    if answers is not None:
+        winner, rep, sizes = majority_vote(answers, equivalent=equivalent)
+        row["majority_answer"] = winner
+        row["majority_count"] = max(sizes) if sizes else 0
+        row["cons"] = False if rep is None else flags[rep]
+    return row

@@ -7,8 +7,9 @@ completion). ``None`` means "no reward for this row" (TRL ignores it in the sum)
 
 Because dataset columns arrive as keyword arguments, a reward's own settings can't be keyword arguments
 of the call (a column named ``mode`` would silently override them). Settings are bound once, by a
-factory: ``REWARDS[name](**params)`` returns a configured reward; :func:`build_rewards` does it from a
-recipe's ``rewards:`` mapping. The module-level ``accuracy_reward`` etc. are the factories' defaults.
+factory: ``REWARDS[name](...)`` returns a configured reward (the accuracy reward takes a
+:class:`~distill.verify.VerifySettings` whole); :func:`build_rewards` does it from a recipe's ``rewards:``
+mapping. The module-level ``accuracy_reward`` etc. are the factories' defaults.
 
 The paper's rewards: accuracy (rule-based, final answer vs ground truth) and format (``<think>``). R1 adds a
 language-consistency reward; ``overlong_penalty`` is DAPO's soft length penalty, a departure from the paper
@@ -22,9 +23,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from distill.verify import language_consistency, split_think, verify_batch
-from distill.verify.equivalence import MODES, THINK_MODES
+from distill.verify import VerifySettings, language_consistency, split_think, verify_batch
 from distill.verify.readability import LANGUAGES
+from distill.verify.settings import SETTING_NAMES
 
 RewardFn = Callable[..., list[float | None]]
 
@@ -74,29 +75,23 @@ def _named(fn: RewardFn, name: str) -> RewardFn:
 
 
 def make_accuracy_reward(
+    settings: VerifySettings = VerifySettings(),
     *,
-    mode: str = "math",
     answer_column: str = "answer",
-    think: str = "auto",
     prompt_has_think: bool = False,
-    fallback: bool = False,
-    timeout: float = 5.0,
-    workers: int | None = None,
 ) -> RewardFn:
     """1.0 when the completion's final answer equals the gold in ``answer_column``, else 0.0.
 
     ``None`` for a row whose gold is missing. Verification runs through :func:`distill.verify.verify_batch`
-    (worker processes, hard ``timeout`` per answer; ``workers=0`` for in-process).
+    with ``settings`` (worker processes, a hard ``settings.timeout`` per answer; ``workers=0`` for
+    in-process). ``prompt_has_think``: the prompts end with a prefilled ``<think>``. In a recipe the
+    settings are the entry's own keys (``accuracy: {mode: aime, workers: 0}``; see :func:`build_rewards`).
 
     Example:
-        >>> reward = make_accuracy_reward(mode="aime", workers=0)
+        >>> reward = make_accuracy_reward(VerifySettings(mode="aime", workers=0))
         >>> reward(["\\\\boxed{025}", "\\\\boxed{7}", "no"], answer=["25", "8", None])
         [1.0, 0.0, None]
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if think not in THINK_MODES:
-        raise ValueError(f"think must be one of {THINK_MODES}, got {think!r}")
 
     def accuracy_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         golds = kwargs.get(answer_column)
@@ -112,12 +107,8 @@ def make_accuracy_reward(
         verdicts = verify_batch(
             [completion_text(completions[i]) for i in rows],
             [str(golds[i]) for i in rows],
-            mode=mode,
-            think=think,
+            settings,
             prompt_has_think=prompt_has_think,
-            fallback=fallback,
-            timeout=timeout,
-            workers=workers,
         )
         rewards: list[float | None] = [None] * len(completions)
         for i, verdict in zip(rows, verdicts, strict=True):
@@ -311,13 +302,28 @@ def build_rewards(spec: dict[str, dict[str, Any] | None]) -> tuple[list[RewardFn
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ValueError(f"reward {label!r}: weight must be a number, got {weight!r}")
         factory = REWARDS[kind]
-        valid = [p for p in inspect.signature(factory).parameters]
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"reward {label!r}: unknown parameter(s) {unknown}; "
-                f"valid: {sorted([*valid, 'reward', 'weight'])}"
-            )
-        fns.append(_named(factory(**params), str(label)))
+        fns.append(_named(factory(**_factory_kwargs(label, factory, params)), str(label)))
         weights.append(float(weight))
     return fns, weights
+
+
+def _factory_kwargs(label: Any, factory: Callable[..., RewardFn], params: dict[str, Any]) -> dict[str, Any]:
+    """A recipe entry's parameters as keyword arguments of ``factory``; unknown names are a ValueError.
+
+    A factory that takes ``settings`` (the accuracy reward) gets the entry's verify options (``mode``,
+    ``think``, ``fallback``, ``timeout``, ``workers``) as one :class:`~distill.verify.VerifySettings`.
+    """
+    valid = list(inspect.signature(factory).parameters)
+    takes_settings = "settings" in valid
+    if takes_settings:
+        valid = [p for p in valid if p != "settings"] + list(SETTING_NAMES)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"reward {label!r}: unknown parameter(s) {unknown}; valid: {sorted([*valid, 'reward', 'weight'])}"
+        )
+    if not takes_settings:
+        return params
+    kwargs = {k: v for k, v in params.items() if k not in SETTING_NAMES}
+    kwargs["settings"] = VerifySettings.from_options(params)
+    return kwargs

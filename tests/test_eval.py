@@ -12,8 +12,9 @@ from distill.cli import main
 from distill.stages.evaluate.config import EvalConfig
 from distill.stages.evaluate.harness import metric_list, task_config
 from distill.stages.evaluate.hooks import keep_all_samples, load_docs, process_results
-from distill.stages.evaluate.scoring import ProblemCompletions, VerifySettings, score_problems, verify_problems
+from distill.stages.evaluate.scoring import ProblemCompletions, score_problems, verify_problems
 from distill.stages.evaluate.tasks import TASKS, eval_dir, get_task, task_yaml
+from distill.verify import VerifySettings
 
 B = "\\boxed"
 

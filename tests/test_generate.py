@@ -154,7 +154,8 @@ def test_r1_zero_template_with_force_think(tiny_qwen, problems, tmp_path):
 def test_rows_split_reasoning_and_get_verdicts(tmp_path):
     from distill.data.problems import Problem
     from distill.stages.generate.config import GenerateConfig
-    from distill.stages.generate.stage import Job, build_rows, finalize, verify_rows
+    from distill.stages.generate.plan import Job
+    from distill.stages.generate.rows import build_rows, finalize, verify_rows
 
     cfg = GenerateConfig(teacher="t", dataset="d", verify_workers=0)
     job = Job(Problem("p", "What is 2 + 3?", "5", "d"), start=2, prompt="PROMPT", prompt_has_think=False)
@@ -185,7 +186,8 @@ def test_rows_split_reasoning_and_get_verdicts(tmp_path):
 
 def test_scan_done_reads_keys_of_any_row(tmp_path):
     from distill.data.jsonl import ShardWriter
-    from distill.stages.generate.stage import missing_runs, scan_done
+    from distill.data.shards import scan_done
+    from distill.stages.generate.plan import missing_runs
 
     path = tmp_path / "shard-00000-of-00001.jsonl"
     ids = ['plain', 'with "quotes"', "back\\slash", "ünïcode ∑", "comma, \"sample\": 9,"]
@@ -205,7 +207,7 @@ def test_scan_done_reads_keys_of_any_row(tmp_path):
 # ------------------------------------------------------------------------------------------ sharding
 def test_shards_partition_the_problems(tiny_qwen, tmp_path, capsys):
     from distill.data.problems import load_problems
-    from distill.stages.generate.stage import select_shard, shard_of
+    from distill.stages.generate.plan import select_shard, shard_of
 
     ids = [f"id-{i}" for i in range(300)]
     parts = [[i for i in ids if shard_of(i, 3) == k] for k in range(3)]

@@ -155,7 +155,7 @@ def test_reward_setup_names_weights_and_overlong_defaults():
     assert s.labels == ["accuracy", "format", "overlong"] and s.weights == [1.0, 0.5, 1.0]
     assert [f.__name__ for f in s.funcs] == s.labels          # TRL logs rewards/<__name__>/mean
     assert s.accuracy_label == "accuracy" and s.format_label == "format"
-    assert s.verify_params["mode"] == "aime" and s.verify_params["fallback"] is True
+    assert s.verify.mode == "aime" and s.verify.fallback is True
     overlong = s.funcs[2]
     ids = [[0] * 70, [0] * 90, [0] * 100, [0] * 120]          # ramp over the last 20 tokens of 100
     assert overlong(["a"] * 4, completion_ids=ids) == [0.0, -0.5, -1.0, -1.0]

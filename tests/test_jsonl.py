@@ -46,3 +46,11 @@ def test_file_without_final_newline_still_reads(tmp_path):
     p = tmp_path / "s.jsonl"
     p.write_text('{"id": 1}\n{"id": 2}')
     assert [r["id"] for r in read_jsonl(p)] == [1, 2]
+
+
+def test_a_line_that_is_not_utf8_is_reported_not_raised(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "\xff"}\n{"id": "c"}\n')
+    report = ReadReport()
+    assert [r["id"] for r in read_jsonl(path, report)] == ["a", "c"]
+    assert len(report.bad) == 1 and report.bad[0].line == 2 and "not valid JSON" in report.bad[0].reason

@@ -66,7 +66,7 @@ def test_validation_split_is_kept_out_of_training_and_the_test_set(tmp_path):
 
 
 def test_slipped_warmup_traces_are_wrong_at_about_the_rate_and_self_consistent(tmp_path):
-    from distill.verify import verify_batch
+    from distill.verify import VerifySettings, verify_batch
 
     run(NanoTaskConfig(out=str(tmp_path), train_problems=10, heldout_problems=10, warmup_examples=2000,
                        warmup_slip_rate=0.4))
@@ -78,7 +78,7 @@ def test_slipped_warmup_traces_are_wrong_at_about_the_rate_and_self_consistent(t
     assert 0.36 < wrong / len(columns) < 0.44  # 0.4 of ~6,000 columns
     answers = [m[1]["content"] for m in warm["messages"]]
     golds = [str(sum(operands(m[0]["content"]))) for m in warm["messages"]]
-    verdicts = verify_batch(answers, golds, workers=0)
+    verdicts = verify_batch(answers, golds, VerifySettings(workers=0))
     assert [v.correct for v in verdicts] == warm["correct"]           # the flag says what the verifier says
     assert 0.3 < 1 - sum(warm["correct"]) / len(warm) < 0.9
     # Self-consistent: the boxed answer is the last partial result of the working.

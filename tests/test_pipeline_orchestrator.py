@@ -52,9 +52,10 @@ def test_runs_in_order_then_skips_finished_steps(recipe, tmp_path, capsys):
 def test_changed_config_reruns_only_that_step(recipe, tmp_path, capsys):
     assert main(["pipeline", "--recipe", str(recipe)]) == 0
     capsys.readouterr()
-    assert main(["pipeline", "--recipe", str(recipe), "--set", "tiny.seed=3", "--set", "tiny.overwrite=true"]) == 0
+    assert main(["pipeline", "--recipe", str(recipe), "--set", "tiny.seed=3"]) == 0
     out = capsys.readouterr().out
     assert "task (nano-task): complete" in out and "[2/2] model (tiny) ->" in out
+    assert "model: stale (it holds a finished run of other settings)" in out
 
 
 def test_a_rerun_step_makes_later_steps_rerun(recipe, tmp_path, capsys):

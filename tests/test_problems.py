@@ -9,7 +9,8 @@ import pytest
 
 from distill.data.problems import content_id, load_problems
 from distill.data.prompts import CHAT_SUFFIX, R1_ZERO_TEMPLATE, chat_messages, render_prompt
-from distill.data.traces import iter_traces, shard_name, trace_keys
+from distill.data.shards import scan_done, shard_name
+from distill.data.traces import iter_traces
 from distill.errors import DataError
 
 ROWS = [{"problem": "What is 1 + 1?", "answer": 2, "level": "easy"},
@@ -145,7 +146,9 @@ def test_traces_folder_of_shards(tmp_path):
     assert [(r["id"], r["sample"]) for r in rows] == [("p0", 0), ("p0", 1), ("p0", 2), ("p1", 0), ("p1", 1), ("p1", 2)]
     assert report.rows == 6 and len(report.bad) == 2
     assert "missing field(s) sample" in report.bad[0].reason and "partial last line" in report.bad[1].reason
-    assert trace_keys(tmp_path) == {(f"p{k}", s) for k in range(2) for s in range(3)}
+    done = [scan_done(tmp_path / shard_name(k, 2))[0] for k in range(2)]
+    assert {(i, s) for d in done for i, samples in d.items() for s in samples} == {
+        (f"p{k}", s) for k in range(2) for s in range(3)}
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no trace shards"):
         list(iter_traces(tmp_path / "empty"))

@@ -56,3 +56,14 @@ def test_accelerate_configs_are_valid_for_accelerate(path):
     valid = set(ClusterConfig.__dataclass_fields__)
     assert set(data) <= valid, f"{path}: keys accelerate does not know: {set(data) - valid}"
     assert data.get("distributed_type") in {"MULTI_GPU", "DEEPSPEED", "FSDP", "MULTI_CPU", "NO"}
+
+
+@pytest.mark.parametrize("path", STAGE_FILES, ids=lambda p: str(p.relative_to(RECIPES)))
+def test_no_recipe_sets_overwrite(path):
+    """--overwrite deletes: a recipe never asks for it (the pipeline clears its own stale step folders itself)."""
+    data = load_recipe(path)
+    for section, values in data.items():
+        if isinstance(values, dict):
+            assert values.get("overwrite") is not True, f"{path} [{section}] sets overwrite: true"
+    for step in (data.get("pipeline") or {}).get("steps") or []:
+        assert (step.get("set") or {}).get("overwrite") is not True, f"{path} step {step.get('name')} sets overwrite"

@@ -68,7 +68,7 @@ def setup(tiny_qwen, dataset_dir, tmp_path_factory):
     """The trainer as the stage builds it (untrained), to look at its batches."""
     from accelerate import PartialState
 
-    from distill.stages.sft.stage import build
+    from distill.stages.sft.trainer import build
     from distill.students import get_student
 
     out = tmp_path_factory.mktemp("sft-build") / "student"

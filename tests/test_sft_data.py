@@ -110,7 +110,7 @@ def test_unreachable_hub_dataset_is_a_data_error():
     ("hello", "non-empty list"),
 ])
 def test_message_problems_are_named(messages, problem):
-    from distill.stages.sft.data import message_problem
+    from distill.data.sft_rows import message_problem
 
     assert problem in message_problem(messages)
 
@@ -414,6 +414,8 @@ def test_trainer_arguments_never_fall_back_to_trl_defaults(tmp_path):
 
 def test_output_folder_decisions(tmp_path):
     from distill.stages.sft.config import SFTStageConfig, train_fingerprint
+    from distill.outdir import MARKER
+    from distill.outdir import prepare_out as outdir_prepare
     from distill.stages.sft.output import prepare_out
 
     out = tmp_path / "student"
@@ -437,7 +439,12 @@ def test_output_folder_decisions(tmp_path):
     with pytest.raises(DistillError, match="trained with other settings"):
         prepare_out(other, out)
     assert prepare_out(SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out), overwrite=True), out).resume_from is None
-    assert not out.exists()
+    assert [p.name for p in out.iterdir()] == [MARKER]                            # emptied, still ours
+    traces = outdir_prepare(tmp_path / "traces", "generate", overwrite=False)
+    (traces / "shard-00000-of-00001.jsonl").write_text("{}\n")
+    with pytest.raises(DistillError, match="'distill generate'"):               # --overwrite never takes it
+        prepare_out(SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(traces), overwrite=True), traces)
+    assert (traces / "shard-00000-of-00001.jsonl").exists()
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "notes.txt").write_text("mine")
     with pytest.raises(DistillError, match="holds other files"):

@@ -17,6 +17,7 @@ from distill.verify import (
     ThinkSplit,
     Verdict,
     VerifyPool,
+    VerifySettings,
     answers_equivalent,
     extract_answer,
     extract_boxed,
@@ -200,7 +201,7 @@ def test_in_process_timeout_on_main_thread() -> None:
 
 def _warm(workers: int = 2) -> None:
     """Start the shared workers so timing assertions measure the timeout, not process start-up."""
-    verify_batch([r"\boxed{1}"] * workers, [r"\frac22", r"\frac33"][:workers], workers=workers)
+    verify_batch([r"\boxed{1}"] * workers, [r"\frac22", r"\frac33"][:workers], VerifySettings(workers=workers))
 
 
 def test_pool_times_out_a_pathological_item_and_carries_on() -> None:
@@ -208,14 +209,14 @@ def test_pool_times_out_a_pathological_item_and_carries_on() -> None:
     completions = [POWER_TOWER, r"\boxed{0.5}", r"\boxed{2}", r"\boxed{\frac{1}{3}}", r"\boxed{(1,2)}"]
     golds = ["5", r"\frac12", "3", "0.333333", "(1, 2)"]
     start = time.monotonic()
-    verdicts = verify_batch(completions, golds, workers=2, timeout=BOUND)
+    verdicts = verify_batch(completions, golds, VerifySettings(workers=2, timeout=BOUND))
     elapsed = time.monotonic() - start
     assert [v.status for v in verdicts] == ["timeout", "correct", "incorrect", "correct", "correct"]
     assert verdicts[0].seconds is not None and BOUND <= verdicts[0].seconds < BOUND + 1.0
     # the whole batch: the bound, plus the other items (some may have been queued behind the stuck one)
     assert elapsed < BOUND + 2.0, f"batch took {elapsed:.2f}s with a {BOUND}s bound"
     # the killed worker was replaced: the pool still works
-    assert verify_batch([r"\boxed{x+1}"], ["1+x"], workers=2)[0].correct
+    assert verify_batch([r"\boxed{x+1}"], ["1+x"], VerifySettings(workers=2))[0].correct
 
 
 def test_pool_stops_a_slow_item_inside_the_worker_and_keeps_the_worker() -> None:
@@ -223,7 +224,8 @@ def test_pool_stops_a_slow_item_inside_the_worker_and_keeps_the_worker() -> None
     with VerifyPool(1) as pool:
         verify_batch([r"\boxed{1}"], [r"\frac22"], pool=pool)
         pid = pool._workers[0].proc.pid
-        verdicts = verify_batch([POWER_TOWER, r"\boxed{0.25}"], ["1", r"\frac14"], pool=pool, timeout=BOUND)
+        verdicts = verify_batch([POWER_TOWER, r"\boxed{0.25}"], ["1", r"\frac14"], VerifySettings(timeout=BOUND),
+                                pool=pool)
         assert [v.status for v in verdicts] == ["timeout", "correct"]
         assert BOUND <= verdicts[0].seconds < BOUND + 0.5
         assert pool._workers[0].proc.pid == pid
@@ -231,15 +233,15 @@ def test_pool_stops_a_slow_item_inside_the_worker_and_keeps_the_worker() -> None
 
 def test_pool_kills_a_worker_that_cannot_be_stopped() -> None:
     """A worker that never answers (here: SIGSTOPped, as if stuck in C code) is killed just after the grace."""
-    from distill.verify.pool import HARD_KILL_GRACE_S
+    from distill.verify.dispatch import HARD_KILL_GRACE_S
 
     with VerifyPool(1) as pool:
         verify_batch([r"\boxed{1}"], [r"\frac22"], pool=pool)
         pid = pool._workers[0].proc.pid
         os.kill(pid, signal.SIGSTOP)
         start = time.monotonic()
-        verdicts = verify_batch([r"\boxed{\frac{1}{3}}", r"\boxed{0.25}"], ["0.333333", r"\frac14"], pool=pool,
-                                timeout=BOUND)
+        verdicts = verify_batch([r"\boxed{\frac{1}{3}}", r"\boxed{0.25}"], ["0.333333", r"\frac14"],
+                                VerifySettings(timeout=BOUND), pool=pool)
         first = time.monotonic() - start
         assert [v.status for v in verdicts] == ["timeout", "correct"]
         assert "worker killed" in verdicts[0].detail
@@ -250,7 +252,8 @@ def test_pool_kills_a_worker_that_cannot_be_stopped() -> None:
 def test_pool_with_every_worker_stuck_still_finishes() -> None:
     with VerifyPool(1) as pool:
         start = time.monotonic()
-        verdicts = verify_batch([POWER_TOWER, r"\boxed{0.25}"], ["1", r"\frac14"], pool=pool, timeout=BOUND)
+        verdicts = verify_batch([POWER_TOWER, r"\boxed{0.25}"], ["1", r"\frac14"], VerifySettings(timeout=BOUND),
+                                pool=pool)
         elapsed = time.monotonic() - start
     assert [v.status for v in verdicts] == ["timeout", "correct"]
     # one worker: the bound, then a replacement worker's start-up, not a hang
@@ -263,9 +266,9 @@ def test_verify_batch_off_the_main_thread() -> None:
     def work() -> None:
         try:
             results["pool"] = verify_batch(
-                [POWER_TOWER, r"\boxed{\dfrac{2}{4}}"], ["1", "0.5"], workers=2, timeout=BOUND
+                [POWER_TOWER, r"\boxed{\dfrac{2}{4}}"], ["1", "0.5"], VerifySettings(workers=2, timeout=BOUND)
             )
-            results["serial"] = verify_batch([r"\boxed{\dfrac{2}{4}}"], ["0.5"], workers=0)
+            results["serial"] = verify_batch([r"\boxed{\dfrac{2}{4}}"], ["0.5"], VerifySettings(workers=0))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
             results["error"] = exc
 
@@ -279,7 +282,7 @@ def test_verify_batch_off_the_main_thread() -> None:
 
 
 def _in_daemon(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    verdicts = verify_batch([POWER_TOWER, r"\boxed{0.5}"], ["1", r"\frac12"], workers=2, timeout=BOUND)
+    verdicts = verify_batch([POWER_TOWER, r"\boxed{0.5}"], ["1", r"\frac12"], VerifySettings(workers=2, timeout=BOUND))
     queue.put([v.status for v in verdicts])
 
 
@@ -321,20 +324,21 @@ def test_verify_batch_dedupes_and_skips_what_needs_no_sympy() -> None:
 
 def test_verify_batch_order_modes_and_errors() -> None:
     verdicts = verify_batch(
-        [r"\boxed{025}", r"\boxed{3}", "nothing"], ["25", "4", "5"], mode="aime", workers=0
+        [r"\boxed{025}", r"\boxed{3}", "nothing"], ["25", "4", "5"], VerifySettings(mode="aime", workers=0)
     )
     assert [v.status for v in verdicts] == ["correct", "incorrect", "no_answer"]
-    assert verify_batch([], [], workers=2) == []
+    assert verify_batch([], [], VerifySettings(workers=2)) == []
     with pytest.raises(ValueError, match="2 completions but 1 gold"):
         verify_batch(["a", "b"], ["1"])
     with pytest.raises(ValueError, match="item 1: gold answer '1/2'"):
-        verify_batch(["a", "b"], ["1", "1/2"], mode="aime")
+        verify_batch(["a", "b"], ["1", "1/2"], VerifySettings(mode="aime"))
     with pytest.raises(ValueError, match="timeout"):
-        verify_batch(["a"], ["1"], timeout=0)
+        verify_batch(["a"], ["1"], VerifySettings(timeout=0))
 
 
 def test_verify_batch_progress(capsys: pytest.CaptureFixture[str]) -> None:
-    verdicts = verify_batch([r"\boxed{1/2}", r"\boxed{0.25}"], ["0.5", r"\frac14"], workers=0, progress=True)
+    verdicts = verify_batch([r"\boxed{1/2}", r"\boxed{0.25}"], ["0.5", r"\frac14"], VerifySettings(workers=0),
+                            progress=True)
     assert all(v.correct for v in verdicts)
     assert "2/2" in capsys.readouterr().err
 
@@ -408,12 +412,12 @@ def test_longest_paragraph_code_and_repetition() -> None:
 
 def test_pool_routes_a_gold_to_the_same_worker_in_every_batch():
     """Worker caches only pay off if a gold lands on the same worker batch after batch (GRPO, eval)."""
-    from distill.verify.pool import _queues_by_gold
+    from distill.verify.dispatch import queues_by_gold
 
     golds = [rf"\frac{{{k}}}{{7}}" for k in range(40)]
-    first = _queues_by_gold([("1", g) for g in golds], 2)
+    first = queues_by_gold([("1", g) for g in golds], 2)
     slot_of = {golds[i]: s for s, q in enumerate(first) for i in q}
     assert set(slot_of.values()) == {0, 1}  # both workers get golds
     shuffled = golds[::-1] + golds[:5]
-    second = _queues_by_gold([("2", g) for g in shuffled], 2)
+    second = queues_by_gold([("2", g) for g in shuffled], 2)
     assert all(slot_of[shuffled[i]] == s for s, q in enumerate(second) for i in q)

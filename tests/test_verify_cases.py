@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.verify import normalize_aime, verify_batch, verify_completion
+from distill.verify import VerifySettings, normalize_aime, verify_batch, verify_completion
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real eval data not found at {DATA}")
@@ -143,7 +143,10 @@ def test_cases_through_the_pool_agree() -> None:
     for case in CASES:
         groups.setdefault(json.dumps(case[4], sort_keys=True), []).append(case)
     for key, cases in groups.items():
-        verdicts = verify_batch([c[1] for c in cases], [c[2] for c in cases], workers=2, **json.loads(key))
+        options = json.loads(key)
+        prompt_has_think = options.pop("prompt_has_think", False)
+        verdicts = verify_batch([c[1] for c in cases], [c[2] for c in cases], VerifySettings(workers=2, **options),
+                                prompt_has_think=prompt_has_think)
         assert [v.status for v in verdicts] == [c[3] for c in cases], [c[0] for c in cases]
 
 
@@ -163,9 +166,9 @@ def test_aime24_padded_and_unpadded_copies_agree() -> None:
     assert any(a.startswith("0") for a in padded), "expected zero-padded answers in the Qwen copy"
     assert [normalize_aime(a) for a in padded] == [normalize_aime(a) for a in plain]
     for mode in ("aime", "math"):
-        verdicts = verify_batch([f"\\boxed{{{a}}}" for a in plain], padded, mode=mode, workers=0)
+        verdicts = verify_batch([f"\\boxed{{{a}}}" for a in plain], padded, VerifySettings(mode=mode, workers=0))
         assert all(v.correct for v in verdicts), (mode, [v for v in verdicts if not v.correct])
-        verdicts = verify_batch([f"\\boxed{{{a}}}" for a in padded], plain, mode=mode, workers=0)
+        verdicts = verify_batch([f"\\boxed{{{a}}}" for a in padded], plain, VerifySettings(mode=mode, workers=0))
         assert all(v.correct for v in verdicts), (mode, [v for v in verdicts if not v.correct])
 
 
@@ -175,7 +178,7 @@ def test_aime_answers_are_integers_and_off_by_one_is_wrong(relpath: str) -> None
     golds = _answers(relpath)
     assert all(normalize_aime(g) is not None for g in golds)
     wrong = [f"The answer is $\\boxed{{{(int(g) + 1) % 1000}}}$." for g in golds]
-    assert not any(v.correct for v in verify_batch(wrong, golds, mode="aime", workers=0))
+    assert not any(v.correct for v in verify_batch(wrong, golds, VerifySettings(mode="aime", workers=0)))
 
 
 _FRAC_RE = re.compile(r"^\\frac\{(\d+)\}\{(\d+)\}$")
@@ -198,19 +201,19 @@ def test_math500_gold_answers_verify_against_themselves_and_not_others() -> None
     golds = _answers("math500/test.jsonl")
     assert len(golds) == 500
     same = verify_batch(
-        [f"<think>ok</think> The answer is $\\boxed{{{g}}}$." for g in golds], golds, workers=2
+        [f"<think>ok</think> The answer is $\\boxed{{{g}}}$." for g in golds], golds, VerifySettings(workers=2)
     )
     assert all(v.correct for v in same), [v for v in same if not v.correct][:5]
 
     pairs = [(r, g) for g in golds if (r := _reformat(g)) is not None]
     assert len(pairs) > 150
-    reformatted = verify_batch([f"\\boxed{{{r}}}" for r, _ in pairs], [g for _, g in pairs], workers=2)
+    reformatted = verify_batch([f"\\boxed{{{r}}}" for r, _ in pairs], [g for _, g in pairs], VerifySettings(workers=2))
     assert all(v.correct for v in reformatted), [v for v in reformatted if not v.correct][:5]
 
     # A gold against the next problem's gold (every other problem, to keep this quick): nothing may pass
     # except genuinely equal values.
     subset = golds[::2]
     others = [golds[(2 * i + 1) % len(golds)] for i in range(len(subset))]
-    cross = verify_batch([f"\\boxed{{{o}}}" for o in others], subset, workers=2)
+    cross = verify_batch([f"\\boxed{{{o}}}" for o in others], subset, VerifySettings(workers=2))
     accepted = {(v.extracted, v.gold) for v in cross if v.correct}
     assert accepted <= {("x=5", "5")} | {(g, g) for g in golds}, accepted

@@ -1,1 +1,3 @@
-"""Shared data layer: problem sets, prompt templates, trace records and their shard files."""
+"""Shared data layer: problem sets (``problems``), prompt templates (``prompts``), and one contract per hand-over
+between stages: the trace row generate -> filter (``traces``, in shard files: ``shards``, ``jsonl``) and the SFT
+row filter -> sft (``sft_rows``)."""

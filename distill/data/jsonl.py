@@ -8,6 +8,7 @@ truncates it first, so appended rows never join a fragment.
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "shard-00000.jsonl"
 >>> with ShardWriter(p) as w:
 ...     w.write_rows([{"id": "a"}, {"id": "b"}])
+2
 >>> [row["id"] for _, row in iter_jsonl(p)]
 ['a', 'b']
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class ShardWriter:
         self._fsync = fsync
         self.rows_written = 0
 
-    def write_rows(self, rows: Iterable[dict[str, Any]]) -> int:
+    def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
         lines = [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows]
         if not lines:
             return 0
@@ -128,7 +129,8 @@ def iter_jsonl(path: str | Path, report: ReadReport | None = None) -> Iterator[t
             try:
                 row = json.loads(raw)
             except ValueError as exc:
-                reason = "partial last line (interrupted write?)" if not complete else f"not valid JSON ({exc.msg})"
+                detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)  # or a UnicodeDecodeError
+                reason = "partial last line (interrupted write?)" if not complete else f"not valid JSON ({detail})"
                 _bad(report, path, lineno, reason)
                 continue
             if not isinstance(row, dict):

@@ -10,7 +10,10 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from distill.chat_template import THINK_OPEN
 
 CHAT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -37,6 +40,26 @@ def chat_messages(problem: str, *, system: str | None = None) -> list[dict[str, 
     return msgs
 
 
+def prompt_opens_think(prompt: str | Sequence[Mapping[str, Any]] | None) -> bool:
+    """Whether a prompt ends inside an open ``<think>``, so the completion starts in the reasoning.
+
+    The one answer to "does the prompt end with ``<think>``" (trailing whitespace ignored). A text prompt is
+    read as it is; a chat prompt (a list of ``{role, content}`` messages) opens ``<think>`` when its last
+    message is a prefilled assistant turn that does. Anything else (``None``, an empty list) does not.
+
+    >>> prompt_opens_think("<|assistant|><think>\\n"), prompt_opens_think("... Assistant:"), prompt_opens_think(None)
+    (True, False, False)
+    >>> prompt_opens_think([{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "<think>\\n"}])
+    True
+    """
+    if isinstance(prompt, Sequence) and not isinstance(prompt, str):
+        last = prompt[-1] if prompt else None
+        if not isinstance(last, Mapping) or last.get("role") != "assistant":
+            return False
+        prompt = last.get("content")
+    return isinstance(prompt, str) and prompt.rstrip().endswith(THINK_OPEN)
+
+
 def r1_zero_prompt(problem: str) -> str:
     return R1_ZERO_TEMPLATE.format(problem=problem.strip())
 
@@ -57,6 +80,6 @@ def render_prompt(tokenizer: Any, problem: str, *, template: str = "chat", syste
         raise ValueError("the tokenizer has no chat template: use template 'r1-zero' or a model with a chat template")
     text = tokenizer.apply_chat_template(chat_messages(problem, system=system), tokenize=False,
                                          add_generation_prompt=True)
-    if force_think and not text.rstrip().endswith("<think>"):
+    if force_think and not prompt_opens_think(text):
         text += "<think>\n"
     return text

@@ -2,8 +2,14 @@
 
 - :mod:`~distill.verify.split` cuts a completion into reasoning and answer (``</think>``);
 - :mod:`~distill.verify.extract` finds the final answer (last ``\\boxed{}``, ``<answer>``, optional phrases);
-- :mod:`~distill.verify.equivalence` decides equality (math-verify, or integers for AIME) -> :class:`Verdict`;
-- :mod:`~distill.verify.pool` does it for many items with a hard per-item time bound;
+- :mod:`~distill.verify.normalize` holds the purely textual normal forms of an answer;
+- :mod:`~distill.verify.equivalence` decides equality (math-verify, or integers for AIME) -> :class:`Verdict`,
+  in this process under :mod:`~distill.verify.deadline`'s alarm;
+- :mod:`~distill.verify.settings` holds :class:`VerifySettings`, how checks are done (mode, think, fallback,
+  timeout, workers), which every stage passes whole;
+- :mod:`~distill.verify.batch` (:func:`verify_batch`) does it for many items with a hard per-item time bound,
+  on the worker processes of :mod:`~distill.verify.pool` (:mod:`~distill.verify.worker_handle`: one
+  worker; :mod:`~distill.verify.dispatch`: one batch through the workers);
 - :mod:`~distill.verify.readability` measures language mixing, paragraphs, code and repetition.
 
 Importing this package is cheap: math-verify (and sympy) load on first use.
@@ -14,17 +20,16 @@ Example:
     True
 """
 
+from distill.verify.batch import verify_batch
 from distill.verify.equivalence import (
-    MODES,
     STATUSES,
-    THINK_MODES,
     Verdict,
     answers_equivalent,
     verify_answer,
     verify_completion,
 )
 from distill.verify.extract import extract_answer, extract_boxed, normalize_aime
-from distill.verify.pool import VerifyPool, close_shared_pools, verify_batch
+from distill.verify.pool import VerifyPool, close_shared_pools
 from distill.verify.readability import (
     has_code_block,
     is_mixed_language,
@@ -32,6 +37,7 @@ from distill.verify.readability import (
     longest_paragraph,
     repetition_ratio,
 )
+from distill.verify.settings import MODES, THINK_MODES, VerifySettings
 from distill.verify.split import ThinkSplit, split_think
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "ThinkSplit",
     "Verdict",
     "VerifyPool",
+    "VerifySettings",
     "answers_equivalent",
     "close_shared_pools",
     "extract_answer",

@@ -8,26 +8,25 @@ Two modes:
   plainly such an integer is incorrect. No sympy involved.
 
 math-verify bounds its own run time with ``signal.alarm``, which breaks off the main thread, so its timeouts
-are switched off here. In this module (in-process) time is bounded with ``SIGALRM`` when running on the main
-thread, and not at all elsewhere; a hard bound for any thread comes from :func:`distill.verify.verify_batch`,
-whose worker processes are killed when they overrun.
+are switched off here. In this module (in-process) time is bounded by :mod:`distill.verify.deadline`
+(``SIGALRM`` on the main thread, nothing elsewhere); a hard bound for any thread comes from
+:func:`distill.verify.verify_batch`, whose worker processes are killed when they overrun. Textual normal
+forms (the exact-text shortcut, Unicode symbols) live in :mod:`distill.verify.normalize`.
 """
 
 from __future__ import annotations
 
-import re
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from distill.verify.deadline import Deadline, run_with_deadline
 from distill.verify.extract import extract_answer, normalize_aime
+from distill.verify.normalize import canonical_text, latex_from_unicode
+from distill.verify.settings import check_mode, check_think
 from distill.verify.split import split_think
 
-MODES = ("math", "aime")
-THINK_MODES = ("auto", "required", "optional")
 STATUSES = ("correct", "incorrect", "no_answer", "unfinished", "unparsable", "timeout")
 
 
@@ -65,12 +64,6 @@ class Verdict:
 
 
 # ---------------------------------------------------------------- checks shared by every entry point
-
-
-def check_mode(mode: str) -> None:
-    """Raise ValueError unless ``mode`` is one of ``MODES``."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
 def check_gold(gold: Any, mode: str) -> str:
@@ -111,8 +104,7 @@ def answer_from_completion(
         >>> answer_from_completion("<think>ok</think> \\\\boxed{7}")
         ('7', None, '')
     """
-    if think not in THINK_MODES:
-        raise ValueError(f"think must be one of {THINK_MODES}, got {think!r}")
+    check_think(think)
     completion = completion or ""
     required = think == "required" or (think == "auto" and (prompt_has_think or "<think>" in completion))
     parts = split_think(completion, prompt_has_think=prompt_has_think)
@@ -127,36 +119,7 @@ def answer_from_completion(
     return extracted, None, ""
 
 
-# ---------------------------------------------------------------- exact-text shortcut
-
-_SPACING_RE = re.compile(r"\\[,;:! ]|\\(?:left|right|displaystyle)(?![A-Za-z])")
-_WS_RE = re.compile(r"\s+")
-_SPACE_NOT_BETWEEN_LETTERS_RE = re.compile(r"(?<![A-Za-z]) | (?![A-Za-z])")
-
-
-def canonical_text(answer: str) -> str:
-    """A purely textual normal form: two answers with equal forms are the same LaTeX.
-
-    Drops math delimiters, spacing commands, ``\\left``/``\\right`` and whitespace (except one space
-    between two letters: ``\\pi r`` is not ``\\pir``); ``\\dfrac``/``\\tfrac`` become ``\\frac``.
-
-    Example:
-        >>> canonical_text(r"$\\dfrac{1}{2}$") == canonical_text(r"\\frac{1}{2}")
-        True
-    """
-    s = answer.strip()
-    while len(s) >= 2 and s[0] == "$" and s[-1] == "$":
-        s = s[1:-1].strip()
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = _SPACING_RE.sub("", s)
-    return _SPACE_NOT_BETWEEN_LETTERS_RE.sub("", _WS_RE.sub(" ", s).strip())
-
-
 # ---------------------------------------------------------------- math-verify, no timeouts inside
-
-
-class Deadline(BaseException):
-    """Raised by the in-process alarm. A BaseException so math-verify's ``except Exception`` can't eat it."""
 
 
 @lru_cache(maxsize=1)
@@ -168,52 +131,6 @@ def _math_verify() -> Any:
     # It warns once that its timeouts are off (we bound time ourselves) and on every parse failure.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     return math_verify
-
-
-_UNICODE_LATEX = {
-    "\u2212": "-",
-    "\u2013": "-",
-    "\u00d7": "\\times ",
-    "\u22c5": "\\cdot ",
-    "\u00b7": "\\cdot ",
-    "\u00f7": "\\div ",
-    "\u221e": "\\infty ",
-    "\u2264": "\\le ",
-    "\u2265": "\\ge ",
-    "\u2260": "\\ne ",
-    "\u00b0": "^\\circ ",
-    "\u222a": "\\cup ",
-    "\u2229": "\\cap ",
-    "\u2208": "\\in ",
-    "\u00b1": "\\pm ",
-    "\u00bd": "\\frac{1}{2}",
-    "\u2153": "\\frac{1}{3}",
-    "\u2154": "\\frac{2}{3}",
-    "\u00bc": "\\frac{1}{4}",
-    "\u00be": "\\frac{3}{4}",
-    "\u03c0": "\\pi ",
-    "\u03b8": "\\theta ",
-    "\u03b1": "\\alpha ",
-    "\u03b2": "\\beta ",
-    "\u00b2": "^{2}",
-    "\u00b3": "^{3}",
-}
-_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE_LATEX)))
-_SQRT_RE = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[A-Za-z])")
-
-
-def latex_from_unicode(answer: str) -> str:
-    """Spell common Unicode math symbols as LaTeX (``½`` -> ``\\frac{1}{2}``, ``√2`` -> ``\\sqrt{2}``).
-
-    Example:
-        >>> print(latex_from_unicode("3√2×½"))
-        3\\sqrt{2}\\times \\frac{1}{2}
-    """
-    if answer.isascii():
-        return answer
-    answer = _SQRT_RE.sub(lambda m: "\\sqrt{" + m.group(1) + "}", answer)
-    answer = answer.replace("\u221a", "\\sqrt")
-    return _UNICODE_RE.sub(lambda m: _UNICODE_LATEX[m.group(0)], answer)
 
 
 @lru_cache(maxsize=4096)
@@ -276,35 +193,6 @@ def equivalent_math(a: str, b: str) -> bool:
     if not pa or not pb:
         return False
     return _mv_equal(pa, pb) and _mv_equal(pb, pa)
-
-
-def run_with_deadline(fn: Any, *args: Any, timeout: float | None) -> Any:
-    """Call ``fn(*args)``; raise :class:`Deadline` after ``timeout`` s (main thread only, else unbounded).
-
-    A timer already armed by someone else (pytest-timeout, math-verify) is restored afterwards.
-    """
-    if (
-        not timeout
-        or timeout <= 0
-        or threading.current_thread() is not threading.main_thread()
-        or not hasattr(signal, "setitimer")
-    ):
-        return fn(*args)
-
-    def _on_alarm(signum: int, frame: Any) -> None:
-        raise Deadline()
-
-    start = time.monotonic()
-    old_handler = signal.signal(signal.SIGALRM, _on_alarm)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        return fn(*args)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler)
-        if old_delay > 0:
-            remaining = max(old_delay - (time.monotonic() - start), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, remaining, old_interval)
 
 
 def judge_inprocess(pred: str, gold: str, timeout: float | None) -> tuple[str, str, float]:

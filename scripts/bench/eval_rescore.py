@@ -19,7 +19,8 @@ import argparse
 import random
 import time
 
-from distill.stages.evaluate.scoring import ProblemCompletions, VerifySettings, score_problems, verify_problems
+from distill.stages.evaluate.scoring import ProblemCompletions, score_problems, verify_problems
+from distill.verify import VerifySettings
 
 WORDS = ("so the sum is", "we factor", "hence", "consider the residue", "by symmetry", "which gives", "checking",
          "the triangle", "modulo", "therefore", "substituting", "wait, let me recheck")

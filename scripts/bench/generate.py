@@ -56,7 +56,7 @@ def make_config(args: argparse.Namespace, data: Path, out: Path, engine: str) ->
 
 def distill_round(cfg: Any, engine: Any) -> tuple[float, int, dict[tuple[str, int], str]]:
     """Time the stage's engine path (prepare, the setup before any engine call, is not timed)."""
-    from distill.stages.generate.stage import stage as stage
+    from distill.stages.generate import stage
 
     plan = stage.prepare(cfg)
     with contextlib.redirect_stdout(io.StringIO()):  # the stage's closing summary, once per round
@@ -109,7 +109,7 @@ def hf_bare_round(engine: Any, plan: Any, args: argparse.Namespace) -> tuple[flo
 
 
 def bench_engine(name: str, args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
-    from distill.stages.generate.stage import stage as stage
+    from distill.stages.generate import stage
 
     cfg = make_config(args, data, work / f"traces-{name}", name)
     t0 = time.perf_counter()

@@ -133,7 +133,7 @@ def build_pairs(n: int, seed: int) -> list[Pair]:
 
 def run(pairs: list[Pair], workers: int, timeout: float, pool: object) -> tuple[float, float, list]:
     """Verify ``pairs`` (math and aime batches); return (wall seconds, this process's CPU seconds, verdicts)."""
-    from distill.verify import verify_batch
+    from distill.verify import VerifySettings, verify_batch
 
     verdicts: list = [None] * len(pairs)
     start, cpu = time.perf_counter(), time.process_time()
@@ -142,9 +142,7 @@ def run(pairs: list[Pair], workers: int, timeout: float, pool: object) -> tuple[
         out = verify_batch(
             [pairs[i].completion for i in idx],
             [pairs[i].gold for i in idx],
-            mode=mode,
-            timeout=timeout,
-            workers=workers,
+            VerifySettings(mode=mode, timeout=timeout, workers=workers),
             pool=pool,  # type: ignore[arg-type]
         )
         for i, v in zip(idx, out, strict=True):
@@ -170,11 +168,11 @@ def ceiling(pairs: list[Pair], workers: int, timeout: float) -> float:
     """
     import multiprocessing as mp
 
-    from distill.verify.pool import _queues_by_gold
+    from distill.verify.dispatch import queues_by_gold
 
     ctx = mp.get_context("spawn")
     # The same split by gold as the pool's queues, so both measure the same division of the work.
-    queues = _queues_by_gold([(p.completion, p.gold) for p in pairs], workers)
+    queues = queues_by_gold([(p.completion, p.gold) for p in pairs], workers)
     shares = [[pairs[i] for i in queue] for queue in queues]
     go, out = ctx.Event(), ctx.Queue()
     readies = [ctx.Event() for _ in range(workers)]
@@ -229,8 +227,9 @@ def main() -> None:
         sys.exit("--workers must be >= 2 (0 and 1 mean in-process serial, which is always measured)")
 
     from distill.verify import VerifyPool, verify_batch
-    from distill.verify.equivalence import canonical_text, warm_up
+    from distill.verify.equivalence import warm_up
     from distill.verify.extract import extract_answer
+    from distill.verify.normalize import canonical_text
 
     pairs = build_pairs(args.n, args.seed)
     by_kind = Counter(p.kind for p in pairs)

@@ -7,9 +7,12 @@ tokens, n samples per problem (16 here, 64 in the paper's table), the chat promp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.config import option
+
+if TYPE_CHECKING:
+    from distill.verify import VerifySettings
 
 TASK_NAMES = ["aime24", "aime25", "math500", "custom"]   # distill.stages.evaluate.tasks.TASKS
 DEFAULT_SAMPLES = 16
@@ -110,3 +113,11 @@ class EvalConfig:
                              "re-score existing completions")
         if self.task == "custom" and self.data_file is None:
             raise ValueError("--task custom has no default data set: pass --data-file FILE")
+
+    def verify_settings(self, mode: str | None = None) -> VerifySettings:
+        """How completions are checked; ``mode`` defaults to --verify-mode, else the task's own."""
+        from distill.stages.evaluate.tasks import get_task
+        from distill.verify import VerifySettings
+
+        return VerifySettings(mode=mode or self.verify_mode or get_task(self.task).mode, think=self.think,
+                              fallback=self.fallback, timeout=self.verify_timeout, workers=self.verify_workers)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.data.prompts import prompt_opens_think
 from distill.errors import DistillError
 from distill.stages.evaluate.scoring import ProblemCompletions
 from distill.stages.evaluate.tasks import EvalTask, eval_dir
@@ -64,7 +65,7 @@ def template_prefills_think(tokenizer: Any) -> bool:
     """Whether the chat template's generation prompt already ends with ``<think>`` (DeepSeek-R1's do)."""
     text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}], tokenize=False,
                                          add_generation_prompt=True)
-    return text.rstrip().endswith("<think>")
+    return prompt_opens_think(text)
 
 
 def metric_list(n: int) -> list[dict[str, Any]]:
@@ -234,24 +235,11 @@ def _combine(store: ChunkStore, n_chunks: int, samples: list[dict[str, Any]], ta
 
 def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str) -> HarnessRun:
     """Sample n completions per problem with lm-eval; returns them (with their gold answers) in data order."""
-    from tqdm.auto import tqdm
-    from transformers import AutoConfig, AutoTokenizer
-
     from distill.stages.evaluate.hooks import doc_to_text
     from distill.stages.evaluate.tasks import task_yaml
 
     _check_backend(cfg)
-    if cfg.model.startswith((".", "/", "~")) and not Path(cfg.model).expanduser().exists():
-        raise DistillError(f"model folder not found: {cfg.model}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-        model_config = AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise DistillError(f"cannot load model {cfg.model!r}: {exc}. Pass a model folder or a hub id "
-                           "(the hub needs the network)") from None
-    if not getattr(tokenizer, "chat_template", None):
-        raise DistillError(f"{cfg.model}: the tokenizer has no chat template; the R1 protocol prompts through one "
-                           "(add chat_template.jinja to the model folder)")
+    tokenizer, model_config = _load_model(cfg)
     template_has_think = template_prefills_think(tokenizer)
     prompt_has_think = bool(cfg.force_think or template_has_think)
 
@@ -269,25 +257,11 @@ def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str
     def render(doc: dict[str, Any]) -> str:
         text = str(tokenizer.apply_chat_template([{"role": "user", "content": doc_to_text(doc)}], tokenize=False,
                                                  add_generation_prompt=True))
-        return text + THINK_PREFILL if cfg.force_think and not text.rstrip().endswith("<think>") else text
+        return text + THINK_PREFILL if cfg.force_think and not prompt_opens_think(text) else text
 
     prompts = [render(docs[i]) for i in indices]
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-    needed = longest + cfg.max_tokens
-    limit_pos = getattr(model_config, "max_position_embeddings", None)
-    if cfg.max_model_len is not None:
-        if cfg.max_model_len < needed:
-            raise DistillError(f"--max-model-len {cfg.max_model_len} is shorter than the longest prompt "
-                               f"({longest} tokens) + --max-tokens {cfg.max_tokens} = {needed}: prompts would be "
-                               "cut. Raise it or lower --max-tokens")
-        max_model_len = cfg.max_model_len
-    else:
-        if limit_pos is not None and needed > limit_pos:
-            raise DistillError(f"{cfg.model} has {limit_pos} positions (max_position_embeddings) but the longest "
-                               f"prompt ({longest} tokens) + --max-tokens {cfg.max_tokens} needs {needed}. Lower "
-                               "--max-tokens, or pass --max-model-len if the model extends its context "
-                               "(rope scaling)")
-        max_model_len = needed
+    max_model_len = _context_length(cfg, model_config, longest)
 
     per_chunk = max(1, cfg.chunk_completions // n) if cfg.chunk_completions > 0 else max(1, len(indices))
     chunks = _chunks(indices, per_chunk)
@@ -303,22 +277,11 @@ def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str
     if done:
         print(f"resuming: {len(done)} of {len(chunks)} chunk(s) already on disk in {store.folder}")
     if todo:
-        import lm_eval
-        from lm_eval.api.registry import get_model
-
         log.info("lm-eval %s model, args %s", model_name, model_args)
-        lm = get_model(model_name).create_from_arg_obj(model_args, extra)
-        bar = tqdm(todo, desc=f"{task.name}: chunks of {per_chunk} problems x {n}", unit="chunk",
-                   disable=len(chunks) == 1)
-        for c in bar:
-            results = lm_eval.simple_evaluate(
-                model=lm, tasks=[task_obj], task_manager=manager, samples={task.lm_eval_name: chunks[c]},
-                apply_chat_template=True, fewshot_as_multiturn=False, system_instruction=None,
-                log_samples=True, bootstrap_iters=1000, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
-                torch_random_seed=cfg.seed + c, fewshot_random_seed=cfg.seed)
-            if results is None:
-                raise DistillError("lm-eval returned no results on this process (multi-process hf runs are not "
-                                   "supported: use --backend vllm with --tensor-parallel-size)")
+        lm = _create_model(model_name, model_args, extra)
+        desc = f"{task.name}: chunks of {per_chunk} problems x {n}"
+        for c in _progress(todo, desc=desc, disable=len(chunks) == 1):
+            results = _evaluate_chunk(cfg, lm, task_obj, manager, task.lm_eval_name, chunks[c], c)
             done[c] = store.save(c, doc_ids[c], results)
     samples = [s for c in range(len(chunks)) for s in done[c]]
     problems = []
@@ -330,3 +293,68 @@ def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str
                       prompt_has_think=prompt_has_think, template_has_think=template_has_think,
                       longest_prompt_tokens=longest, max_model_len=max_model_len, prompt_example=prompts[0],
                       chunks_total=len(chunks), chunks_reused=len(chunks) - len(todo), lm_eval_metrics=combined)
+
+
+def _load_model(cfg: Any) -> tuple[Any, Any]:
+    """The model's tokenizer (it must have a chat template) and config; errors say what to pass instead."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if cfg.model.startswith((".", "/", "~")) and not Path(cfg.model).expanduser().exists():
+        raise DistillError(f"model folder not found: {cfg.model}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        model_config = AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise DistillError(f"cannot load model {cfg.model!r}: {exc}. Pass a model folder or a hub id "
+                           "(the hub needs the network)") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise DistillError(f"{cfg.model}: the tokenizer has no chat template; the R1 protocol prompts through one "
+                           "(add chat_template.jinja to the model folder)")
+    return tokenizer, model_config
+
+
+def _context_length(cfg: Any, model_config: Any, longest: int) -> int:
+    """The context the engine gets: ``--max-model-len``, else the longest prompt + ``--max-tokens``; both are
+    checked so that no prompt is cut and the model's positions suffice."""
+    needed = longest + cfg.max_tokens
+    limit_pos = getattr(model_config, "max_position_embeddings", None)
+    if cfg.max_model_len is not None:
+        if cfg.max_model_len < needed:
+            raise DistillError(f"--max-model-len {cfg.max_model_len} is shorter than the longest prompt "
+                               f"({longest} tokens) + --max-tokens {cfg.max_tokens} = {needed}: prompts would be "
+                               "cut. Raise it or lower --max-tokens")
+        return cfg.max_model_len
+    if limit_pos is not None and needed > limit_pos:
+        raise DistillError(f"{cfg.model} has {limit_pos} positions (max_position_embeddings) but the longest "
+                           f"prompt ({longest} tokens) + --max-tokens {cfg.max_tokens} needs {needed}. Lower "
+                           "--max-tokens, or pass --max-model-len if the model extends its context "
+                           "(rope scaling)")
+    return needed
+
+
+def _create_model(model_name: str, model_args: dict[str, Any], extra: dict[str, Any]) -> Any:
+    from lm_eval.api.registry import get_model
+
+    return get_model(model_name).create_from_arg_obj(model_args, extra)
+
+
+def _progress(items: list[int], *, desc: str, disable: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="chunk", disable=disable)
+
+
+def _evaluate_chunk(cfg: Any, lm: Any, task_obj: Any, manager: Any, task_name: str, docs: list[int],
+                    c: int) -> dict[str, Any]:
+    """lm-eval on the documents ``docs`` of chunk ``c`` (its own torch seed), with the samples logged."""
+    import lm_eval
+
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=[task_obj], task_manager=manager, samples={task_name: docs},
+        apply_chat_template=True, fewshot_as_multiturn=False, system_instruction=None,
+        log_samples=True, bootstrap_iters=1000, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed + c, fewshot_random_seed=cfg.seed)
+    if results is None:
+        raise DistillError("lm-eval returned no results on this process (multi-process hf runs are not "
+                           "supported: use --backend vllm with --tensor-parallel-size)")
+    return results

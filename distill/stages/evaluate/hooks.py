@@ -21,8 +21,9 @@ from typing import Any
 
 from distill.data.prompts import user_content
 from distill.errors import DataError
-from distill.stages.evaluate.scoring import VerifySettings, problem_metrics
+from distill.stages.evaluate.scoring import problem_metrics
 from distill.stages.evaluate.tasks import get_task
+from distill.verify import VerifySettings
 
 
 def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | None = None, think: str = "auto",
@@ -85,9 +86,9 @@ def keep_all_samples(resps: Iterable[list[str]], docs: list[dict[str, Any]]) -> 
 
 
 def settings_from_doc(doc: dict[str, Any]) -> VerifySettings:
+    """The run's verification settings, from the ``verify_*`` fields :func:`load_docs` wrote into each doc."""
     return VerifySettings(mode=doc.get("verify_mode") or get_task("custom").mode,
                           think=doc.get("verify_think") or "auto",
-                          prompt_has_think=bool(doc.get("verify_prompt_has_think")),
                           fallback=bool(doc.get("verify_fallback")),
                           timeout=float(doc.get("verify_timeout") or 5.0),
                           workers=None if doc.get("verify_workers", -1) in (-1, None) else int(doc["verify_workers"]))
@@ -96,4 +97,5 @@ def settings_from_doc(doc: dict[str, Any]) -> VerifySettings:
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
     """lm-eval passes one entry per request; with ``keep_all_samples`` the entry is the list of n samples."""
     completions = results[0] if len(results) == 1 and isinstance(results[0], (list, tuple)) else results
-    return problem_metrics(list(completions), str(doc["answer"]), settings_from_doc(doc))
+    return problem_metrics(list(completions), str(doc["answer"]), settings_from_doc(doc),
+                           prompt_has_think=bool(doc.get("verify_prompt_has_think")))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill.metrics import score_samples
-from distill.verify import Verdict, answers_equivalent, verify_batch
+from distill.verify import Verdict, VerifySettings, answers_equivalent, verify_batch
 
 
 @dataclass
@@ -35,18 +35,6 @@ class ProblemCompletions:
     completions: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class VerifySettings:
-    """How completions are checked (see :func:`distill.verify.verify_completion`)."""
-
-    mode: str = "math"                # "aime": integers 0-999 (025 == 25); "math": math-verify
-    think: str = "auto"               # "auto" | "required" | "optional"
-    prompt_has_think: bool = False    # the prompt ended with <think> (prefill or the model's template)
-    fallback: bool = False            # also accept "the answer is X" when there is no \boxed{}
-    timeout: float = 5.0              # seconds per answer check
-    workers: int | None = None        # verification processes (None: one per CPU; 0: in this process)
-
-
 @dataclass
 class Scored:
     results: dict[str, Any]           # results.json
@@ -55,16 +43,17 @@ class Scored:
 
 
 def verify_problems(problems: Sequence[ProblemCompletions], settings: VerifySettings, *,
-                    progress: bool = False) -> list[list[Verdict]]:
-    """One verdict per completion, grouped by problem (one process pool for the whole set)."""
+                    prompt_has_think: bool = False, progress: bool = False) -> list[list[Verdict]]:
+    """One verdict per completion, grouped by problem (one process pool for the whole set).
+
+    ``prompt_has_think``: the prompts ended with ``<think>`` (prefill or the model's template)."""
     completions: list[str] = []
     golds: list[str] = []
     for p in problems:
         completions.extend(p.completions)
         golds.extend([p.gold] * len(p.completions))
-    flat = verify_batch(completions, golds, mode=settings.mode, think=settings.think,
-                        prompt_has_think=settings.prompt_has_think, fallback=settings.fallback,
-                        timeout=settings.timeout, workers=settings.workers, progress=progress) if completions else []
+    flat = verify_batch(completions, golds, settings, prompt_has_think=prompt_has_think,
+                        progress=progress) if completions else []
     out, start = [], 0
     for p in problems:
         out.append(flat[start:start + len(p.completions)])
@@ -134,14 +123,15 @@ def score_problems(problems: Sequence[ProblemCompletions], verdicts: Sequence[Se
     return Scored(results=results, problems=rows, samples=sample_rows)
 
 
-def problem_metrics(completions: Sequence[str], gold: str, settings: VerifySettings) -> dict[str, float]:
+def problem_metrics(completions: Sequence[str], gold: str, settings: VerifySettings, *,
+                    prompt_has_think: bool = False) -> dict[str, float]:
     """lm-eval's per-document metrics for one problem: pass@1, cons@n and pass@k (k = 1, 2, 4, ..., n).
 
     The harness averages them over problems, which gives the same pass@1 / cons@n / pass@k as
     :func:`score_problems` on the whole set.
     """
     problem = ProblemCompletions("doc", gold, [c if isinstance(c, str) else "" for c in completions])
-    verdicts = verify_problems([problem], settings)
+    verdicts = verify_problems([problem], settings, prompt_has_think=prompt_has_think)
     scored = score_problems([problem], verdicts, n=len(problem.completions), mode=settings.mode,
                             timeout=settings.timeout)
     return {k: float(v) for k, v in scored.results.items()

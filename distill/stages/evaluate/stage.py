@@ -20,17 +20,17 @@ after ``</think>`` (``--fallback`` to also accept "the answer is X").
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from distill.data.prompts import CHAT_SUFFIX
 from distill.errors import ConfigError, DataError
+from distill.outdir import prepare_out
 from distill.runinfo import RunRecord
 from distill.stages.evaluate.completions import read_completions
 from distill.stages.evaluate.config import DEFAULT_SAMPLES, EvalConfig
 from distill.stages.evaluate.outputs import RESULTS_FILE, metric_names, pct, write_outputs
-from distill.stages.evaluate.scoring import VerifySettings, score_problems, verify_problems
+from distill.stages.evaluate.scoring import score_problems, verify_problems
 from distill.stages.evaluate.tasks import EvalTask, get_task
 
 log = logging.getLogger(__name__)
@@ -70,15 +70,6 @@ def _protocol(cfg: EvalConfig, task: EvalTask, n: int, mode: str, prompt_has_thi
     }
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if not overwrite:
-        return
-    if (out / "lm_eval").is_dir():
-        shutil.rmtree(out / "lm_eval")
-    for name in (RESULTS_FILE, "samples.jsonl", "problems.jsonl", "summary.md", "run.json"):
-        (out / name).unlink(missing_ok=True)
-
-
 def run(cfg: EvalConfig) -> Path:
     try:
         cfg.check_ready()
@@ -87,7 +78,7 @@ def run(cfg: EvalConfig) -> Path:
     task = get_task(cfg.task)
     mode = cfg.verify_mode or task.mode
     out = Path(cfg.out) if cfg.out else default_out(cfg)
-    _prepare_out(out, cfg.overwrite)
+    prepare_out(out, "eval", overwrite=cfg.overwrite)
     inputs: dict[str, str | Path] = {name: value for name, value in (("completions", cfg.completions),
                                                                       ("data_file", cfg.data_file)) if value}
     if cfg.model is not None and Path(cfg.model).exists():
@@ -126,9 +117,7 @@ def run(cfg: EvalConfig) -> Path:
                                  "metrics": harness.lm_eval_metrics}})
         record.extra["lm_eval_model_args"] = harness.model_args
 
-    settings = VerifySettings(mode=mode, think=cfg.think, prompt_has_think=prompt_has_think, fallback=cfg.fallback,
-                              timeout=cfg.verify_timeout, workers=cfg.verify_workers)
-    verdicts = verify_problems(problems, settings, progress=True)
+    verdicts = verify_problems(problems, cfg.verify_settings(mode), prompt_has_think=prompt_has_think, progress=True)
     try:
         scored = score_problems(problems, verdicts, n=n, mode=mode, timeout=cfg.verify_timeout)
     except ValueError as exc:

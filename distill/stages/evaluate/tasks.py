@@ -59,7 +59,7 @@ def eval_dir_candidates() -> list[Path]:
     env = os.environ.get(EVAL_DIR_ENV)
     if env:
         out.append(Path(env).expanduser())
-    out.append(Path(__file__).resolve().parents[2] / "eval")
+    out.append(Path(__file__).resolve().parents[3] / "eval")
     out.append(Path(sys.prefix) / "share" / "distill" / "eval")
     return out
 

@@ -16,13 +16,16 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.errors import DataError, DistillError
 from distill.stages.filter.dedup import duplicates
 from distill.stages.filter.rules import FilterContext, check_row, enabled_row_filters
 from distill.stages.filter.selection import selected
 from distill.stages.filter.trace import Trace
+
+if TYPE_CHECKING:
+    from distill.verify import VerifySettings
 
 
 @dataclass
@@ -43,32 +46,28 @@ class Outcome:
 # ---------------------------------------------------------------- verdicts and token counts
 
 
-def fill_verdicts(traces: Sequence[Trace], cfg: Any, *, progress: bool = True) -> dict[str, Any]:
+def fill_verdicts(traces: Sequence[Trace], settings: VerifySettings, *, reverify: bool = False,
+                  progress: bool = True) -> dict[str, Any]:
     """Verify (with :func:`distill.verify.verify_batch`) each trace with a gold and no verdict, or all with
-    ``cfg.reverify``; sets ``trace.verdict``. Returns counts and the time taken."""
+    ``reverify``; sets ``trace.verdict``. Returns counts and the time taken."""
     from distill.verify import verify_batch
     from distill.verify.equivalence import check_gold
 
-    todo = [t for t in traces if t.gold is not None and (cfg.reverify or t.verdict is None)]
+    todo = [t for t in traces if t.gold is not None and (reverify or t.verdict is None)]
     checked: set[str] = set()
     for t in todo:
         if t.gold in checked:
             continue
         try:
-            check_gold(t.gold, cfg.verify_mode)
+            check_gold(t.gold, settings.mode)
         except ValueError as exc:
             raise DataError(f"{t.folder}: trace {t.id!r} sample {t.sample}: {exc}") from None
         checked.add(t.gold)  # type: ignore[arg-type]
     start = time.perf_counter()
-    for prompt_has_think in (False, True):
-        group = [t for t in todo if t.prompt_has_think == prompt_has_think]
-        if not group:
-            continue
-        verdicts = verify_batch([t.completion for t in group], [t.gold or "" for t in group],
-                                mode=cfg.verify_mode, think="auto", prompt_has_think=prompt_has_think,
-                                timeout=cfg.verify_timeout, workers=cfg.verify_workers, progress=progress)
-        for t, v in zip(group, verdicts):
-            t.verdict = v.status
+    verdicts = verify_batch([t.completion for t in todo], [t.gold or "" for t in todo], settings,
+                            prompt_has_think=[t.prompt_has_think for t in todo], progress=progress)
+    for t, v in zip(todo, verdicts):
+        t.verdict = v.status
     return {"verified": len(todo), "from_traces": sum(1 for t in traces if t.verdict is not None) - len(todo),
             "seconds": time.perf_counter() - start}
 

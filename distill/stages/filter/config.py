@@ -7,8 +7,12 @@ null switches that one check off. See :mod:`distill.stages.filter.stage` for wha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from distill.config import option
+
+if TYPE_CHECKING:
+    from distill.verify import VerifySettings
 
 # The eval sets we report on (AIME 2024, AIME 2025, MATH-500), as hub ids with an optional ":split".
 DEFAULT_EVAL_SETS = ["HuggingFaceH4/aime_2024:train", "yentinglin/aime_2025:train", "HuggingFaceH4/MATH-500:test"]
@@ -106,3 +110,10 @@ class FilterConfig:
         if self.decontaminate and not (self.decontaminate_files or self.decontaminate_datasets):
             raise ValueError("decontaminate is on but no eval sets are named: give --decontaminate-files or "
                              "--decontaminate-datasets, or pass --no-decontaminate")
+
+    def verify_settings(self) -> VerifySettings:
+        """How traces are re-verified (the completion must close its <think> when it opens one)."""
+        from distill.verify import VerifySettings
+
+        return VerifySettings(mode=self.verify_mode, think="auto", timeout=self.verify_timeout,
+                              workers=self.verify_workers)

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from distill import outdir
 from distill.data.jsonl import ReadReport
 from distill.data.traces import iter_traces
 from distill.errors import ConfigError, DataError, DistillError
@@ -53,8 +54,12 @@ def run(cfg: FilterConfig) -> Path:
     if not cfg.traces:
         raise ConfigError("no traces folders: pass --traces DIR [DIR ...] (folders written by 'distill generate')")
     out = Path(cfg.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
-        raise DistillError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
+    if not outdir.is_empty(out):
+        if not cfg.overwrite:
+            raise DistillError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
+        outdir.check_deletable(out, "filter")          # before any work: only a folder 'distill filter' made
+    else:
+        outdir.check_writable(out)                      # fails now, not after the work, if --out is unwritable
     folders = [Path(f) for f in cfg.traces]
     for folder in folders:
         if not folder.is_dir():
@@ -85,7 +90,7 @@ def run(cfg: FilterConfig) -> Path:
 
     verification: dict[str, Any] = {"verified": 0, "from_traces": sum(t.verdict is not None for t in traces)}
     if cfg.correctness:
-        verification = fill_verdicts(traces, cfg)
+        verification = fill_verdicts(traces, cfg.verify_settings(), reverify=cfg.reverify)
         timing["verify"] = verification.pop("seconds")
     if cfg.tokenizer:
         timing["tokenize"] = count_tokens(traces, cfg.tokenizer, trust_remote_code=cfg.trust_remote_code)
@@ -196,6 +201,7 @@ def write_outputs(out: Path, cfg: FilterConfig, traces: Sequence[Trace], outcome
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    outdir.mark(tmp, "filter")
     try:
         t0 = time.perf_counter()
         rows = [sft_dataset.example(t) for t in outcome.kept]

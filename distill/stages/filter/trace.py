@@ -2,9 +2,10 @@
 
 A row of a traces folder (``distill.data.traces.TRACE_FIELDS``) becomes a :class:`Trace`. The split follows
 the truth layer (:func:`distill.verify.split_think`): reasoning is what precedes the first ``</think>``; a
-prompt ending in ``<think>`` means the completion opens inside the reasoning. When the completion holds no
-``</think>`` but the generator stored its own split (``reasoning`` / ``answer_text``, e.g. from vLLM's
-reasoning parser), that split is used.
+prompt ending in ``<think>`` (the row's ``prompt_has_think``, worked out from its prompt for older shards:
+:func:`distill.data.traces.trace_prompt_has_think`) means the completion opens inside the reasoning. When
+the completion holds no ``</think>`` but the generator stored its own split (``reasoning`` / ``answer_text``,
+e.g. from vLLM's reasoning parser), that split is used.
 
 >>> t = prepare({"id": "p1", "sample": 0, "problem": "1+1?", "completion": "<think>1+1=2</think> $\\\\boxed{2}$",
 ...              "finish_reason": "stop", "gold": "2"}, index=0, folder="traces")
@@ -21,6 +22,7 @@ from typing import Any
 
 from distill.chat_template import THINK_CLOSE, assistant_content
 from distill.data.prompts import user_content
+from distill.data.traces import trace_prompt_has_think
 from distill.verify import split_think
 
 
@@ -85,13 +87,6 @@ def _prompt_user(prompt: Any) -> str | None:
     return _text(prompt)
 
 
-def _opens_think(prompt: Any) -> bool:
-    """Whether the prompt ends inside ``<think>`` (a text prompt, or a chat prompt's prefilled assistant turn)."""
-    if isinstance(prompt, list) and prompt and isinstance(prompt[-1], dict) and prompt[-1].get("role") == "assistant":
-        prompt = prompt[-1].get("content")
-    return isinstance(prompt, str) and prompt.rstrip().endswith("<think>")
-
-
 def _int(value: Any) -> int | None:
     try:
         return None if value is None else int(value)
@@ -103,7 +98,7 @@ def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "c
     """Turn a trace row into a :class:`Trace` (``user_turn``: "chat" or "prompt", see ``FilterConfig``)."""
     completion = row.get("completion") or ""
     prompt = row.get("prompt")
-    prompt_has_think = _opens_think(prompt)
+    prompt_has_think = trace_prompt_has_think(row)
     parts = split_think(completion, prompt_has_think=prompt_has_think)
     if parts.has_think and parts.finished:
         reasoning: str | None = parts.reasoning or ""

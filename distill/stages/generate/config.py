@@ -8,16 +8,22 @@ rerun with a larger value later: the missing samples are added to the same folde
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.config import option
+
+if TYPE_CHECKING:
+    from distill.verify import VerifySettings
 
 # The settings that decide what a trace is. A rerun into a folder written with other values is refused
 # (unless --overwrite), so one folder never mixes traces sampled differently.
 TRACE_SETTINGS = ("teacher", "dataset", "split", "subset", "problem_column", "answer_column", "id_column",
                   "template", "system_prompt", "force_think", "temperature", "top_p", "max_tokens", "seed",
                   "num_shards")
+# verify_workers when unset: one per CPU, at most this many
+DEFAULT_VERIFY_WORKERS = 8
 
 
 @dataclass
@@ -158,3 +164,13 @@ class GenerateConfig:
         if self.inflight is not None:
             return self.inflight
         return max(2 * self.chunk_size, -(-1024 // self.num_samples))
+
+    def verify_settings(self) -> VerifySettings:
+        """How verdicts are decided (the reasoning must close with </think> when the completion or the prompt
+        opens <think>)."""
+        from distill.verify import VerifySettings
+
+        workers = self.verify_workers
+        if workers is None:
+            workers = min(DEFAULT_VERIFY_WORKERS, os.cpu_count() or 1)
+        return VerifySettings(mode=self.verify_mode, think="auto", timeout=self.verify_timeout, workers=workers)

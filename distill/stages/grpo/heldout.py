@@ -15,9 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.stages.grpo.data import prompt_ids
+
+if TYPE_CHECKING:
+    from distill.verify import VerifySettings
 
 
 @dataclass
@@ -82,14 +85,14 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 def score(rows: Sequence[dict[str, Any]], samples: Sequence[Sequence[tuple[str, int, bool]]],
-          verify_params: dict[str, Any], *, workers: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+          settings: VerifySettings, *, prompt_has_think: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Verify every sample against its row's gold; return the summary and one record per sample."""
     from distill.metrics import score_samples
     from distill.verify import verify_batch
 
     flat = [(row, j, s) for row, ss in zip(rows, samples, strict=True) for j, s in enumerate(ss)]
-    verdicts = verify_batch([s[0] for _, _, s in flat], [str(row["answer"]) for row, _, _ in flat],
-                            workers=workers, **verify_params)
+    verdicts = verify_batch([s[0] for _, _, s in flat], [str(row["answer"]) for row, _, _ in flat], settings,
+                            prompt_has_think=prompt_has_think)
     records: list[dict[str, Any]] = []
     per_problem: dict[str, dict[str, Any]] = {}
     for (row, j, (text, n_tokens, finished)), verdict in zip(flat, verdicts, strict=True):
@@ -121,11 +124,12 @@ class HeldOutEval:
     """Runs the eval on the current policy; the caller decides when and writes the results."""
 
     def __init__(self, rows: Sequence[dict[str, Any]], tokenizer: Any, settings: EvalSettings,
-                 verify_params: dict[str, Any], *, rank: int = 0, world: int = 1):
+                 verify: VerifySettings, *, prompt_has_think: bool = False, rank: int = 0, world: int = 1):
+        """``verify`` and ``prompt_has_think``: how samples are verified (the accuracy reward's own settings)."""
         self.rows = list(rows)
         self.tokenizer = tokenizer
         self.settings = settings
-        self.verify_params = dict(verify_params)
+        self.verify, self.prompt_has_think = verify, prompt_has_think
         self.rank, self.world = rank, world
 
     def shard(self) -> list[int]:
@@ -151,6 +155,7 @@ class HeldOutEval:
         for i, s in gathered:
             by_index.setdefault(i, s)
         order = sorted(by_index)
-        summary, records = score([self.rows[i] for i in order], [by_index[i] for i in order], self.verify_params)
+        summary, records = score([self.rows[i] for i in order], [by_index[i] for i in order], self.verify,
+                                 prompt_has_think=self.prompt_has_think)
         summary = {"step": step, **summary, "eval_time_s": round(time.time() - start, 3)}
         return summary, records

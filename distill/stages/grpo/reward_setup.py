@@ -7,26 +7,27 @@ rejection filter and the eval. Two conveniences on top:
   without ``buffer`` a fifth of it, so the penalty ramps over the last 20% of the length budget;
 - the first accuracy-type and format-type entries are remembered, so the per-step metrics can report
   ``accuracy`` and ``format_rate`` (their rewards are 1/0, so their batch means are those rates), and the
-  held-out eval verifies with the accuracy reward's own settings (mode, think, fallback).
+  held-out eval verifies with the accuracy reward's own settings (mode, think, fallback, timeout) and its
+  ``prompt_has_think``.
 
 >>> s = setup_rewards({"accuracy": {"weight": 1.0, "mode": "aime"}, "fmt": {"reward": "format", "weight": 0.1}},
 ...                   max_completion_length=512)
->>> s.labels, s.weights, s.accuracy_label, s.format_label, s.verify_params["mode"]
+>>> s.labels, s.weights, s.accuracy_label, s.format_label, s.verify.mode
 (['accuracy', 'fmt'], [1.0, 0.1], 'accuracy', 'fmt', 'aime')
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from distill.rewards import build_rewards
+from distill.verify import VerifySettings
 
 FORMAT_KINDS = ("format", "r1_zero_format")
-# Parameters of the accuracy reward that the held-out eval reuses when verifying.
-_VERIFY_KEYS = ("mode", "think", "prompt_has_think", "fallback", "timeout")
 
 
 @dataclass
@@ -37,7 +38,8 @@ class RewardSetup:
     kinds: list[str]
     accuracy_label: str | None = None
     format_label: str | None = None
-    verify_params: dict[str, Any] = field(default_factory=dict)
+    verify: VerifySettings = field(default_factory=VerifySettings)  # how the held-out eval verifies
+    prompt_has_think: bool = False  # the accuracy reward's: the prompts end with a prefilled <think>
 
     def describe(self) -> str:
         return ", ".join(f"{label} x{w:g}" for label, w in zip(self.labels, self.weights))
@@ -59,8 +61,10 @@ def setup_rewards(spec: dict[str, Any], *, max_completion_length: int) -> Reward
     labels = [str(label) for label in spec]
     accuracy = next((lab for lab, k in zip(labels, kinds) if k == "accuracy"), None)
     fmt = next((lab for lab, k in zip(labels, kinds) if k in FORMAT_KINDS), None)
-    verify = {"mode": "math", "think": "auto", "prompt_has_think": False, "fallback": False, "timeout": 5.0}
+    verify, prompt_has_think = VerifySettings(), False
     if accuracy is not None:
-        verify.update({k: v for k, v in spec[accuracy].items() if k in _VERIFY_KEYS})
+        # The reward's workers are not the eval's: the held-out eval verifies with one process per CPU.
+        verify = dataclasses.replace(VerifySettings.from_options(spec[accuracy]), workers=None)
+        prompt_has_think = bool(spec[accuracy].get("prompt_has_think", False))
     return RewardSetup(funcs=funcs, weights=weights, labels=labels, kinds=kinds, accuracy_label=accuracy,
-                       format_label=fmt, verify_params=verify)
+                       format_label=fmt, verify=verify, prompt_has_think=prompt_has_think)

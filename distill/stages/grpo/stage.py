@@ -35,22 +35,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distill import outdir
 from distill.config import config_to_dict
 from distill.errors import DistillError
+from distill.launch import launch_recipe, relaunch_stage, should_relaunch, started_by_relaunch
 from distill.runinfo import RunRecord, read_run
 from distill.stages.grpo.config import GRPOStageConfig
 
 log = logging.getLogger(__name__)
 
-LAUNCH_RECIPE = "launch-grpo.yaml"       # written into --out by distill.launch.relaunch
+LAUNCH_RECIPE = launch_recipe("grpo")      # written into --out by distill.launch.relaunch
 
 
 def run(cfg: GRPOStageConfig) -> Path:
-    from distill.launch import should_relaunch
+    from distill.stages.grpo.trl_args import cuda_available
 
     _check_inputs(cfg)
+    out = Path(cfg.out)
     if should_relaunch(cfg.num_processes, cfg.accelerate_config):
-        return _relaunch(cfg, Path(cfg.out))
+        # train() on num_processes ranks; --overwrite is acted on here, before the launch (see distill.launch)
+        return relaunch_stage("grpo", cfg, out, finished=lambda: _prepare_out(cfg, out)[0], cuda=cuda_available,
+                              bf16=cfg.bf16 is not False)
     return train(cfg)
 
 
@@ -59,27 +64,6 @@ def _check_inputs(cfg: GRPOStageConfig) -> None:
         raise DistillError("grpo needs a base model: --model DIR_OR_HUB_ID (or grpo.model in the recipe)")
     if not cfg.dataset:
         raise DistillError("grpo needs problems with answers: --dataset HUB_ID_OR_FILE (or grpo.dataset)")
-
-
-def _relaunch(cfg: GRPOStageConfig, out: Path) -> Path:
-    """Run :func:`train` on ``num_processes`` ranks through ``accelerate launch`` (see distill.launch)."""
-    from distill.launch import accelerate_config_file, relaunch
-    from distill.stages.grpo.trl_args import cuda_available
-
-    done, _ = _prepare_out(cfg, out)
-    if done:
-        return out
-    cuda = cuda_available()
-    # The ranks get this same config (so run.json records what was asked for) and reach the same decision about
-    # OUT: the --overwrite is done here, and a resume finds the same checkpoint.
-    relaunch("grpo", cfg, workdir=out, config_file=accelerate_config_file(cfg.strategy, cfg.accelerate_config),
-             num_processes=cfg.num_processes, mixed_precision="bf16" if cuda and cfg.bf16 is not False else "no",
-             cpu=not cuda)
-    rec = read_run(out)
-    if not rec or rec.get("status") != "complete":
-        raise DistillError(f"the launched run ended without a complete {out}/run.json; rerun the same command to "
-                          "resume from its last checkpoint")
-    return out
 
 
 def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
@@ -179,14 +163,11 @@ def _prepare_out(cfg: GRPOStageConfig, out: Path) -> tuple[bool, Path | None]:
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from distill.launch import started_by_relaunch
     from distill.stages.grpo.trl_args import CHECKPOINTS
 
-    if cfg.overwrite and out.exists() and not started_by_relaunch():
-        here = Path.cwd().resolve()
-        if out.resolve() in (here, *here.parents, Path.home().resolve()):
-            raise DistillError(f"refusing to delete {out} (the current folder, a parent of it, or home)")
-        shutil.rmtree(out)
+    if not started_by_relaunch():
+        # Only the launching process acts on --overwrite, and only on a folder 'distill grpo' made.
+        outdir.prepare_out(out, "grpo", overwrite=cfg.overwrite)
     ckpt_dir = out / CHECKPOINTS
     previous = read_run(out)
     if previous is not None and previous.get("stage") != "grpo":
@@ -208,7 +189,7 @@ def _prepare_out(cfg: GRPOStageConfig, out: Path) -> tuple[bool, Path | None]:
             return False, last
         raise DistillError(f"{out} holds checkpoints (last: {last.name}) of a run with other settings: pass --resume "
                            "to continue from it anyway, --overwrite to start over, or another --out")
-    if previous is None and out.is_dir() and any(p.name not in (CHECKPOINTS, LAUNCH_RECIPE) for p in out.iterdir()):
+    if previous is None and out.is_dir() and any(p.name not in (CHECKPOINTS, LAUNCH_RECIPE, outdir.MARKER) for p in out.iterdir()):
         raise DistillError(f"{out} exists and holds other files: choose another --out, or pass --overwrite")
     if cfg.resume:
         log.warning("--resume: no checkpoint in %s yet; starting from step 0", ckpt_dir)
@@ -268,7 +249,8 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
         settings = EvalSettings(samples=cfg.eval_samples, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
                                 max_new_tokens=cfg.eval_max_new_tokens or cfg.max_completion_length,
                                 batch_size=cfg.eval_batch_size, seed=cfg.seed)
-        evaluator = HeldOutEval(data.heldout, tokenizer, settings, setup.verify_params, rank=args.process_index,
+        evaluator = HeldOutEval(data.heldout, tokenizer, settings, setup.verify,
+                                prompt_has_think=setup.prompt_has_think, rank=args.process_index,
                                 world=args.world_size)
         callbacks.append(HeldOutCallback(evaluator, out, every=cfg.eval_every,
                                          at_start=cfg.eval_at_start and not resuming, stopping=lambda: stop.requested,

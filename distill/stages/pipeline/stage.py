@@ -18,8 +18,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from distill.config import build_config, config_to_dict, deep_merge, dump_config
+from distill.config import build_config, config_fingerprint, config_to_dict, deep_merge, dump_config
 from distill.errors import ConfigError, DistillError
+from distill.outdir import clear, is_empty
 from distill.runinfo import is_complete, read_run
 from distill.stages import COMMANDS, get_command
 from distill.stages.pipeline.config import PipelineConfig
@@ -106,15 +107,31 @@ def _check_gates(cfg: PipelineConfig, step: Step) -> list[str]:
 
 
 def _clear_output(step: Step, root: Path, why: str) -> None:
-    """Remove a finished step's stale output before rerunning it (only folders inside the pipeline's root)."""
-    import shutil
-
+    """Remove a finished step's stale output before rerunning it: only folders inside the pipeline's root that
+    the step's own command made (see :mod:`distill.outdir`)."""
     target = step.out.resolve()
     if root.resolve() not in target.parents:
         raise DistillError(f"step {step.name!r} must rerun ({why}) but its output {step.out} lies outside "
                            f"the pipeline folder {root}; delete it yourself or point the step inside {root}")
     print(f"{step.name}: stale ({why}); removing {step.out}")
-    shutil.rmtree(target)
+    clear(step.out, step.stage)
+
+
+# Commands that continue an interrupted run of the same config in their folder (checkpoints, shards, chunks).
+RESUMING = ("sft", "grpo", "generate", "eval")
+
+
+def _resume_or_clear(step: Step, root: Path) -> None:
+    """A step whose folder holds an unfinished run: resumed when its command can and the run's config is this
+    step's (its fingerprint in run.json), else cleared (only what the step's command made; see _clear_output)."""
+    rec = read_run(step.out) or {}
+    same = rec.get("config_fingerprint") == config_fingerprint(step.config)
+    if step.stage in RESUMING and same:
+        print(f"{step.name}: resuming the interrupted run in {step.out}")
+        return
+    state = "a finished" if rec.get("status") == "complete" else "an unfinished"
+    why = f"it holds {state} run" + ("" if same else " of other settings")
+    _clear_output(step, root, why)
 
 
 def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
@@ -159,9 +176,11 @@ def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
             entry.setdefault("upstream", lineage(i))
             _check_gates(cfg, step)
             continue
-        if done:
+        if done or stale:
             why = f"upstream step {stale[0]!r} reran" if stale else "--force"
             _clear_output(step, out, why)
+        elif not is_empty(step.out):
+            _resume_or_clear(step, out)
         print(f"[{i + 1}/{len(steps)}] {step.name} ({step.stage}) -> {step.out}", flush=True)
         state["steps"][step.name] = {"stage": step.stage, "out": str(step.out), "status": "running"}
         save()

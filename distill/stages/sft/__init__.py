@@ -1,6 +1,8 @@
 """``distill sft``: fine-tune a student on the filtered traces (TRL SFTTrainer).
 
 - ``config``: :class:`SFTStageConfig`; ``stage``: ``run(cfg)`` (plan, relaunch, train, save);
+- ``trainer``: TRL's SFTConfig arguments, the model and the SFTTrainer (``build``), the training loop (``fit``);
+- ``export``: after training, the student's files (LoRA merge, bf16 shards, tokenizer) and run.json's final counts;
 - ``data``: the SFT rows read back through :mod:`distill.data.sft_rows`, tokenised for training;
 - ``chat``: the chat template that reproduces the training format; ``context``: position/RoPE extension;
 - ``plan``: memory and throughput estimates (``--plan``); ``lora``: adapters and their merge;

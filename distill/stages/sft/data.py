@@ -4,6 +4,8 @@ Sources: the folder ``distill filter`` writes (``datasets.save_to_disk``, a Data
 ``train``/``validation``), a local ``.jsonl``/``.json``/``.parquet`` file, or a hub dataset id. Rows need a
 ``messages`` column: ``[{"role": "user", ...}, {"role": "assistant", "content": "<think>...</think>..."}]``;
 other columns (id, source, teacher, token counts) are kept for error messages and dropped before training.
+The row's contract (columns, the ``messages`` shape, its validation, the folder reader) is
+:mod:`distill.data.sft_rows`.
 
 Tokenizing here rather than inside TRL gives three guarantees: a malformed row stops the run with its index and
 id; the length of every example is known before training, so examples longer than ``max_length`` are dropped
@@ -20,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from distill.chat_template import THINK_CLOSE
+from distill.data.sft_rows import check_columns, message_problem, read_sft_folder, row_name
 from distill.errors import DataError
 
 log = logging.getLogger(__name__)
 
-ROLES = ("system", "user", "assistant")
 IGNORE = -100
 # Columns a dataset may carry with a token count per row (used by --plan when no tokenizer is at hand).
 TOKEN_COUNT_COLUMNS = ("num_tokens", "total_tokens", "tokens")
@@ -73,19 +75,7 @@ def load_sft_dataset(source: str, *, split: str = "train", eval_split: str = "")
     train = evalset = None
     splits: list[str] = []
     if path.is_dir():
-        if not any((path / marker).exists() for marker in ("dataset_dict.json", "dataset_info.json", "state.json")):
-            raise DataError(f"{path} is not a datasets.save_to_disk folder (no dataset_dict.json or "
-                            "dataset_info.json): pass the folder 'distill filter' wrote, or a .jsonl/.parquet file")
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            splits = list(loaded)
-            if split not in loaded:
-                raise DataError(f"{path}: no split {split!r}; it has {', '.join(splits)} (set dataset_split)")
-            train = loaded[split]
-            evalset = loaded[eval_split] if eval_split and eval_split in loaded else None
-        else:
-            splits = [split]
-            train = loaded
+        train, evalset, splits = read_sft_folder(path, split=split, eval_split=eval_split)
     elif path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".jsonl", ".json"):
@@ -117,46 +107,6 @@ def load_sft_dataset(source: str, *, split: str = "train", eval_split: str = "")
     return SFTData(train=train, eval=evalset, source=source, columns=list(train.column_names), splits=splits)
 
 
-def check_columns(ds: Any, source: str) -> None:
-    if "messages" not in ds.column_names:
-        raise DataError(f"{source}: no 'messages' column; the columns are {', '.join(ds.column_names)}. "
-                        "SFT rows need messages = [{role: user, ...}, {role: assistant, ...}] (what 'distill filter' "
-                        "writes)")
-
-
-# ------------------------------------------------------------------------------------------ validation
-def message_problem(messages: Any) -> str | None:
-    """Why ``messages`` is not a usable training conversation, or None when it is.
-
-    >>> message_problem([{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]) is None
-    True
-    >>> message_problem([{"role": "user", "content": "1+1?"}])
-    'the last message must be the assistant turn (got user)'
-    """
-    if not isinstance(messages, list) or not messages:
-        return f"messages must be a non-empty list of {{role, content}} (got {type(messages).__name__})"
-    for j, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            return f"message {j} is a {type(msg).__name__}, not a {{role, content}} mapping"
-        role, content = msg.get("role"), msg.get("content")
-        if role not in ROLES:
-            return f"message {j} has role {role!r}; valid roles: {', '.join(ROLES)}"
-        if not isinstance(content, str):
-            return f"message {j} ({role}) has content of type {type(content).__name__}, not text"
-        if role == "assistant" and not content.strip():
-            return f"message {j} (assistant) is empty"
-    if messages[-1].get("role") != "assistant":
-        return f"the last message must be the assistant turn (got {messages[-1].get('role')})"
-    if not any(m.get("role") == "user" for m in messages):
-        return "no user turn"
-    return None
-
-
-def _row_name(example: dict[str, Any], index: int) -> str:
-    rid = example.get("id")
-    return f"row {index}" + (f" (id {rid!r})" if rid is not None else "")
-
-
 # ------------------------------------------------------------------------------------------ tokenizing
 def encode_example(example: dict[str, Any], index: int, *, tokenizer: Any, source: str,
                    assistant_only: bool) -> dict[str, Any]:
@@ -164,14 +114,14 @@ def encode_example(example: dict[str, Any], index: int, *, tokenizer: Any, sourc
     messages = example["messages"]
     problem = message_problem(messages)
     if problem:
-        raise DataError(f"{source}: {_row_name(example, index)}: {problem}")
+        raise DataError(f"{source}: {row_name(example, index)}: {problem}")
     enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
                                         return_assistant_tokens_mask=assistant_only)
     ids = list(enc["input_ids"])
     if assistant_only:
         mask = enc["assistant_masks"]
         if 1 not in mask:
-            raise DataError(f"{source}: {_row_name(example, index)}: the chat template marks no assistant tokens")
+            raise DataError(f"{source}: {row_name(example, index)}: the chat template marks no assistant tokens")
         labels = [t if m else IGNORE for t, m in zip(ids, mask)]
     else:
         labels = list(ids)
@@ -244,7 +194,7 @@ def token_lengths(ds: Any, tokenizer: Any | None, *, sample: int = 2000, seed: i
         for i, ex in enumerate(rows):
             problem = message_problem(ex["messages"])
             if problem:
-                raise DataError(f"{_row_name(ex, i)}: {problem}")
+                raise DataError(f"{row_name(ex, i)}: {problem}")
             lengths.append(len(tokenizer.apply_chat_template(ex["messages"], tokenize=True, return_dict=True)["input_ids"]))
         how = "tokenized" if n <= sample else f"tokenized a random sample of {sample} of {n} rows"
         return lengths, how

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill import outdir
 from distill.errors import DistillError
-from distill.launch import started_by_relaunch
+from distill.launch import launch_recipe, started_by_relaunch
 from distill.runinfo import read_run
 from distill.stages.sft.config import SFTStageConfig, train_fingerprint
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 CACHE = ".cache"
-LAUNCH_RECIPE = "launch-sft.yaml"     # written by distill.launch.relaunch before the ranks start
+LAUNCH_RECIPE = launch_recipe("sft")     # written by distill.launch.relaunch before the ranks start
 # The paper's sampling settings, written into the student's generation_config.json (vLLM and lm-eval read them).
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95}
 
@@ -57,11 +57,9 @@ class OutState:
 def prepare_out(cfg: SFTStageConfig, out: Path, *, is_main: bool = True) -> OutState:
     """Decide between a fresh start, a resume and 'already done'; refuse to mix runs of different settings."""
     fp = train_fingerprint(cfg)
-    if cfg.overwrite and out.exists() and is_main and not started_by_relaunch():
-        here = Path.cwd().resolve()
-        if out.resolve() in (here, *here.parents, Path.home().resolve()):
-            raise DistillError(f"refusing to delete {out} (the current folder, a parent of it, or home)")
-        shutil.rmtree(out)
+    if is_main and not started_by_relaunch():
+        # Only the launching process acts on --overwrite, and only on a folder 'distill sft' made.
+        outdir.prepare_out(out, "sft", overwrite=cfg.overwrite)
     rec = read_run(out)
     if rec is not None and rec.get("stage") != "sft":
         raise DistillError(f"{out} holds the output of 'distill {rec.get('stage')}': choose another --out")
@@ -77,7 +75,7 @@ def prepare_out(cfg: SFTStageConfig, out: Path, *, is_main: bool = True) -> OutS
             return OutState(ckpt, False)
         raise DistillError(f"{out} holds checkpoints (last: {ckpt.name}) of a run with other settings: pass "
                            "--resume to continue from it anyway, or --overwrite to start over")
-    if rec is None and out.is_dir() and any(p.name not in (CACHE, CHECKPOINTS, LAUNCH_RECIPE) for p in out.iterdir()):
+    if rec is None and out.is_dir() and any(p.name not in (CACHE, CHECKPOINTS, LAUNCH_RECIPE, outdir.MARKER) for p in out.iterdir()):
         raise DistillError(f"{out} exists and holds other files: choose another --out, or pass --overwrite")
     if cfg.resume:
         log.warning("--resume: no complete checkpoint in %s; starting from the beginning", out / CHECKPOINTS)

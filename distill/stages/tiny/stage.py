@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from distill.errors import DistillError
+from distill.outdir import is_empty, prepare_out
 from distill.runinfo import RunRecord
+from distill.stages.tiny.build import make_tiny
 from distill.stages.tiny.config import TinyConfig
 
 log = logging.getLogger(__name__)
@@ -15,12 +16,9 @@ log = logging.getLogger(__name__)
 
 def run(cfg: TinyConfig) -> Path:
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise DistillError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
-        shutil.rmtree(out)
-    from distill.stages.tiny.build import make_tiny
-
+    if not cfg.overwrite and not is_empty(out):
+        raise DistillError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
+    prepare_out(out, "tiny", overwrite=cfg.overwrite)
     record = RunRecord("tiny", cfg)
     record.counts.update(make_tiny(cfg))
     record.write(out)

@@ -1,0 +1,164 @@
+"""A traces folder's shard bookkeeping: shard names, what a shard already holds, one writer per shard, and the
+folder's settings check. The rows themselves are written by :class:`distill.data.jsonl.ShardWriter`.
+
+A traces folder (``distill generate --out``) holds::
+
+    shard-IIIII-of-NNNNN.jsonl   the rows of shard I of N (``distill.data.traces``), appended, fsync'd
+    generate-settings.json       the settings that define the traces; a rerun with others is refused
+    .shard-IIIII-of-NNNNN.jsonl.lock   the ``flock`` of the process writing that shard
+    run.json                     (one shard) or runs/shard-IIIII-of-NNNNN/run.json (several): the run records
+
+>>> shard_name(3, 16)
+'shard-00003-of-00016.jsonl'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DataError, DistillError
+from distill.outdir import prepare_out
+from distill.runinfo import RUN_FILE, read_run
+
+log = logging.getLogger(__name__)
+
+SHARD_GLOB = "shard-*.jsonl"
+SETTINGS_FILE = "generate-settings.json"
+
+
+# ---------------------------------------------------------------------------------------------- names
+def shard_name(shard_index: int, num_shards: int, suffix: str = "jsonl") -> str:
+    return f"shard-{shard_index:05d}-of-{num_shards:05d}.{suffix}"
+
+
+def shard_files(folder: str | Path) -> list[Path]:
+    """The shard files of a traces folder, sorted (``shard-*.jsonl``, and ``*.parquet`` exports)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"traces folder not found: {folder}")
+    return sorted(list(folder.glob(SHARD_GLOB)) + list(folder.glob("*.parquet")))
+
+
+# ---------------------------------------------------------------------------------------------- resume
+_KEY_RE = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"), "sample": (\d+),')
+
+
+def scan_done(path: Path) -> tuple[dict[str, set[int]], dict[str, Any] | None]:
+    """The (id -> samples) already written in a shard file, and its first row (for the settings check).
+
+    Streams the file line by line and reads only each row's leading ``id`` and ``sample`` (rows are written
+    with those keys first), so resuming a multi-GB shard stays fast. Lines that do not parse are skipped
+    with a warning; a last line without its newline (a write cut by a crash) does not count.
+    """
+    done: dict[str, set[int]] = {}
+    first: dict[str, Any] | None = None
+    if not path.exists():
+        return done, first
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.endswith(b"\n"):
+                log.warning("%s:%d: partial last line ignored (an interrupted write)", path, lineno)
+                break
+            if first is None:
+                with contextlib.suppress(ValueError):
+                    first = json.loads(line)
+            m = _KEY_RE.match(line)
+            if m and line.rstrip().endswith(b"}"):
+                key, sample = json.loads(m.group(1)), int(m.group(2))
+            else:
+                try:
+                    row = json.loads(line)
+                    key, sample = str(row["id"]), int(row["sample"])
+                except (ValueError, KeyError, TypeError):
+                    if line.strip():
+                        log.warning("%s:%d: not a trace row; skipped (it will be regenerated)", path, lineno)
+                    continue
+            done.setdefault(key, set()).add(sample)
+    return done, first
+
+
+# ---------------------------------------------------------------------------------------------- one writer
+@contextlib.contextmanager
+def shard_lock(out: Path, shard_file: str) -> Iterator[None]:
+    """One writer per shard: a second job on the same shard (a requeue racing a manual rerun) is refused.
+
+    The lock (``flock`` on ``OUT/.SHARD.lock``) dies with its process, so a killed run never leaves it held.
+    """
+    import fcntl
+    import platform
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f".{shard_file}.lock"
+    fh = path.open("a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise DistillError(f"{out / shard_file} is being written by {holder}; wait for it to finish or stop "
+                               "it (two writers would duplicate work)") from None
+        except OSError as exc:  # a file system without flock: go on unguarded
+            log.warning("cannot lock %s (%s): make sure no other job writes this shard", path, exc)
+        else:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"distill generate pid {os.getpid()} on {platform.node()}\n")
+            fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+# ---------------------------------------------------------------------------------------------- the folder
+def prepare_folder(out: Path, shard_path: Path, record_dir: Path, settings: dict[str, Any], *, overwrite: bool,
+                   num_shards: int) -> None:
+    """Refuse to mix settings in one folder; with ``overwrite`` clear this run's files first.
+
+    With one shard ``overwrite`` clears the whole folder's shards, run record and settings; with several, only
+    this shard and its run record (the other shards may be written by other jobs). Then the folder's
+    ``generate-settings.json`` must equal ``settings`` (written when there is none).
+    """
+    other = read_run(out)
+    if other and other.get("stage") not in (None, "generate"):
+        raise DistillError(f"{out} holds the output of 'distill {other.get('stage')}', not traces; pick another --out")
+    settings_path = out / SETTINGS_FILE
+    if overwrite:
+        if num_shards == 1:
+            victims = [*out.glob(SHARD_GLOB), out / RUN_FILE, settings_path]
+        else:
+            victims = [shard_path, record_dir / RUN_FILE]
+        for path in victims:
+            if path.is_file():
+                log.info("--overwrite: removing %s", path)
+                path.unlink()
+    elif settings_path.is_file():
+        check_settings(out, settings_path, settings)
+        return
+    elif any(out.glob(SHARD_GLOB)):
+        raise DistillError(f"{out} holds trace shards but no {SETTINGS_FILE}, so they cannot be checked against "
+                           "this run's settings; pick another --out or pass --overwrite")
+    prepare_out(out, "generate", overwrite=False)      # created, and marked as traces when new
+    tmp = out / f".{SETTINGS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, settings_path)
+
+
+def check_settings(out: Path, settings_path: Path, settings: dict[str, Any]) -> None:
+    """The folder's stored settings must equal this run's (a resume), else the run is refused."""
+    try:
+        stored = json.loads(settings_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DistillError(f"{settings_path}: unreadable ({exc}); delete it or pass --overwrite") from None
+    diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
+    if diff:
+        lines = "; ".join(f"{k}: {old!r} in the folder, {new!r} now" for k, (old, new) in diff.items())
+        raise DistillError(f"{out} holds traces made with other settings ({lines}). Rerun with the folder's "
+                           "settings to resume, pick another --out, or pass --overwrite to discard them.")

@@ -1,0 +1,111 @@
+"""Completions into trace rows (``distill.data.traces.trace_row``): the split at ``</think>``, the extracted
+answer, the verdict against the gold; and the tally of what a run wrote."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill.data.traces import TraceRow, trace_row
+from distill.stages.generate.config import GenerateConfig
+from distill.stages.generate.plan import Job, sampling_of
+
+
+@dataclass
+class Tally:
+    """What this run wrote: the closing summary and run.json counts."""
+
+    rows: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    problems: int = 0
+    failed: int = 0
+    finish: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.rows += 1
+        self.prompt_tokens += row.get("prompt_tokens") or 0
+        self.completion_tokens += row.get("completion_tokens") or 0
+        self.finish[str(row.get("finish_reason"))] += 1
+        if row.get("verdict") is not None:
+            self.verdicts[row["verdict"]] += 1
+
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / max(1e-9, time.monotonic() - self.started)
+
+    def counts(self) -> dict[str, Any]:
+        verified = sum(self.verdicts.values())
+        return {
+            "completions_written": self.rows,
+            "problems_finished": self.problems,
+            "failed_requests": self.failed,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "completion_tokens_per_s": round(self.tokens_per_s(), 1),
+            "mean_completion_tokens": round(self.completion_tokens / self.rows, 1) if self.rows else None,
+            "finish_reasons": dict(self.finish.most_common()),
+            "verdicts": dict(self.verdicts.most_common()),
+            "verified": verified,
+            "pass_rate": round(self.verdicts["correct"] / verified, 4) if verified else None,
+        }
+
+
+def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: list[Any]) -> list[TraceRow]:
+    """One row per completion, every TRACE_FIELDS key present; verdicts are filled in by ``verify_rows``."""
+    from distill.verify import extract_answer, split_think
+
+    sampling = {**sampling_of(cfg).to_dict(), "num_samples": cfg.num_samples}
+    gold = job.problem.answer if job.problem.answer and job.problem.answer.strip() else None
+    rows = []
+    for k, c in enumerate(completions):
+        parts = split_think(c.text, prompt_has_think=job.prompt_has_think)
+        reasoning = c.reasoning if c.reasoning is not None else parts.reasoning
+        answer_text = parts.answer if parts.finished else None
+        rows.append(trace_row(
+            id=job.problem.id,
+            sample=job.start + k,
+            problem=job.problem.problem,
+            prompt=job.prompt,
+            prompt_has_think=job.prompt_has_think,
+            completion=c.text,
+            reasoning=reasoning,
+            answer_text=answer_text,
+            final_answer=extract_answer(answer_text, mode=cfg.verify_mode) if answer_text else None,
+            verdict=None,
+            gold=gold,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            finish_reason=c.finish_reason,
+            teacher=cfg.teacher,
+            engine=engine_name,
+            sampling=sampling,
+            seed=c.seed,
+        ))
+    return rows
+
+
+def verify_rows(cfg: GenerateConfig, rows: list[TraceRow]) -> None:
+    """Fill ``verdict`` (and ``final_answer`` from the verdict) for rows with a gold answer, in place."""
+    from distill.verify import verify_batch
+
+    for has_think in (False, True):
+        # (typed Any: the golds of this group are all str, which mypy cannot see through the filter)
+        group: list[Any] = [r for r in rows if r["gold"] is not None and r["prompt_has_think"] is has_think]
+        if not group:
+            continue
+        verdicts = verify_batch([r["completion"] for r in group], [r["gold"] for r in group],
+                                cfg.verify_settings(), prompt_has_think=has_think)
+        for row, verdict in zip(group, verdicts):
+            row["verdict"] = verdict.status
+            if verdict.extracted is not None:
+                row["final_answer"] = verdict.extracted
+
+
+def finalize(rows: list[TraceRow]) -> list[TraceRow]:
+    """Rows as written: exactly TRACE_FIELDS, in order (id and sample first: the resume scan relies on it)."""
+    return [trace_row(**r) for r in rows]
