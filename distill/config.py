@@ -9,6 +9,8 @@ A recipe is a YAML mapping from section names to mappings of options::
 
 Each section belongs to one command and is checked against that command's dataclass (``distill.stages.<command>.config``).
 Resolution order, later wins: dataclass defaults < included files < the recipe < ``--set`` < plain flags.
+Without a recipe, a config class may name one implied by the other values (``implied_recipe(values)``, e.g. the
+student's own recipe for ``distill sft --student qwen-7b``); it is then read as if passed with ``--recipe``.
 Every option is documented once, in its dataclass field's ``help`` metadata; the CLI flags and
 ``--print-config`` are generated from it.
 
@@ -23,6 +25,7 @@ Every option is documented once, in its dataclass field's ``help`` metadata; the
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from dataclasses import MISSING, field, fields, is_dataclass
@@ -141,7 +144,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if tp is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            return number
         if tp is str:
             if isinstance(value, (dict, list)):
                 raise ValueError
@@ -257,6 +263,10 @@ def resolve_config(cls: type, section: str, *, recipe: str | Path | dict[str, An
     for key, value in (flags or {}).items():
         if value is not None:
             values[key] = value
+    implied = getattr(cls, "implied_recipe", None) if recipe is None else None
+    implied_path = implied(dict(values)) if callable(implied) else None
+    if implied_path is not None:
+        return resolve_config(cls, section, recipe=implied_path, sets=sets, flags=flags, known_sections=known_sections)
     return build_config(cls, values, source=label)
 
 

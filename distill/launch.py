@@ -33,7 +33,22 @@ from distill.runinfo import read_run
 log = logging.getLogger(__name__)
 
 LAUNCHED_ENV = "DISTILL_LAUNCHED"
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def recipes_dir_candidates() -> list[Path]:
+    """Where the recipes may be: this checkout's ``recipes/``, then an installed copy (pyproject's data-files put
+    it under ``<sys.prefix>/share/distill/recipes``)."""
+    return [Path(__file__).resolve().parents[1] / "recipes", Path(sys.prefix) / "share" / "distill" / "recipes"]
+
+
+def recipes_dir() -> Path:
+    """The recipes folder (the first candidate holding ``students/``); the checkout's path when there is none, so
+    callers report the file they looked for."""
+    candidates = recipes_dir_candidates()
+    return next((c for c in candidates if (c / "students").is_dir()), candidates[0])
+
+
+RECIPES = recipes_dir()
 
 
 def in_launched_process() -> bool:
@@ -58,9 +73,9 @@ def launch_recipe(section: str) -> str:
 
 def accelerate_config_file(strategy: str, explicit: str = "") -> Path:
     """The launch config: ``explicit`` when given, else ``recipes/accelerate/<strategy>.yaml`` of this checkout."""
-    path = Path(explicit) if explicit else RECIPES / "accelerate" / f"{strategy}.yaml"
+    path = Path(explicit) if explicit else recipes_dir() / "accelerate" / f"{strategy}.yaml"
     if not path.is_file():
-        hint = "" if explicit else " (an installed package has no recipes/ folder: pass --accelerate-config FILE)"
+        hint = "" if explicit else " (no recipes/ folder found here or in the install: pass --accelerate-config FILE)"
         raise DistillError(f"accelerate config not found: {path}{hint}")
     return path
 

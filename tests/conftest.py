@@ -66,3 +66,15 @@ def cpu_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setattr(sft_stage, "_cuda", lambda: False)
     monkeypatch.setattr(trl_args, "cuda_available", lambda: False)
+
+
+@pytest.fixture
+def sigint_default():
+    """Ctrl-C tests set their own SIGINT handler: under nohup or `make test &` the inherited one is SIG_IGN."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

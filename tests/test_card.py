@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 class FakeConfig:
     note: str = option("", "what this fake stage did")
     learning_rate: float = option(1e-5, "only for the sft run")
+    student: str = option("qwen-7b", "the student an sft run trained")
 
 
 @pytest.fixture
@@ -40,14 +41,19 @@ def chain(tmp_path) -> dict[str, Path]:
     return {"traces": traces, "data": data, "model": model}
 
 
-def measured_eval(tmp_path: Path, n: int = 16, correct: int = 8) -> Path:
-    """A real `distill eval --completions` output: 2 AIME problems, `correct` of n right on each."""
+def measured_eval(tmp_path: Path, n: int = 16, correct: int = 8, model: Path | None = None) -> Path:
+    """A real `distill eval --completions` output: 2 AIME problems, `correct` of n right on each; with ``model``,
+    its run.json says it evaluated that folder (as `distill eval --model DIR` records it)."""
     f = tmp_path / "c.jsonl"
     rows = [{"id": i, "answer": str(10 + i), "completions": [f"\\boxed{{{10 + i}}}"] * correct
              + ["\\boxed{999}"] * (n - correct)} for i in range(2)]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "evals" / "aime24"
     assert main(["eval", "--task", "aime24", "--completions", str(f), "--out", str(out), "--verify-workers", "0"]) == 0
+    if model is not None:
+        run = json.loads((out / "run.json").read_text())
+        run["inputs"]["model"] = {"path": str(model), "stage": "sft"}
+        (out / "run.json").write_text(json.dumps(run))
     return out
 
 
@@ -60,7 +66,7 @@ def test_lineage_follows_run_json_inputs_upstream(chain):
 
 
 def test_card_from_a_run_chain_and_an_eval(chain, tmp_path, capsys):
-    evals = measured_eval(tmp_path)
+    evals = measured_eval(tmp_path, model=chain["model"])
     cards = tmp_path / "cards"
     assert main(["card", "--student", "qwen-7b", "--sft-dir", str(chain["model"]), "--eval-dir",
                  str(evals.parent), "--out", str(cards), "--recipes", str(tmp_path / "no-recipes")]) == 0
@@ -83,16 +89,32 @@ def test_card_from_a_run_chain_and_an_eval(chain, tmp_path, capsys):
 
 
 def test_card_finds_the_lineage_through_the_evals_model(chain, tmp_path):
-    evals = measured_eval(tmp_path, n=64, correct=16)
-    run = json.loads((evals / "run.json").read_text())
-    run["inputs"]["model"] = {"path": str(chain["model"]), "stage": "sft"}
-    (evals / "run.json").write_text(json.dumps(run))
+    evals = measured_eval(tmp_path, n=64, correct=16, model=chain["model"])
     cards = tmp_path / "cards"
     assert main(["card", "--student", "qwen-7b", "--eval-dir", str(evals), "--out", str(cards)]) == 0
     text = (cards / "qwen-7b.md").read_text()
     assert "### sft" in text and "### generate" in text
     assert "| AIME 2024 | cons@64 | 0.0 (n=64) | 83.3 |" in text
     assert "| AIME 2024 | pass@1 | 25.0 ± 0.0 (n=64) | 55.5 |" in text
+
+
+def test_card_refuses_runs_of_another_student_or_model(chain, tmp_path, capsys):
+    cards = tmp_path / "cards"
+    tiny = tmp_path / "tiny-run"
+    RunRecord("sft", FakeConfig(student="tiny-qwen")).write(tiny)
+    (tmp_path / "u").mkdir()
+    (tmp_path / "c").mkdir()
+    unrelated = measured_eval(tmp_path / "u", model=tmp_path / "some-other-model")
+    completions_only = measured_eval(tmp_path / "c")
+    for sft_dir, eval_dir, why in ((tiny, None, "SFT run of student 'tiny-qwen', not 'qwen-7b'"),
+                                   (chain["data"], None, "holds a 'distill filter' run"),
+                                   (chain["model"], unrelated, "not the student in"),
+                                   (chain["model"], completions_only, "scored a completions file")):
+        args = ["card", "--student", "qwen-7b", "--sft-dir", str(sft_dir), "--out", str(cards)]
+        args += ["--eval-dir", str(eval_dir)] if eval_dir else ["--eval-dir", str(tmp_path / "none")]
+        assert main(args) == 2, why
+        assert why in capsys.readouterr().err
+    assert not (cards / "qwen-7b.md").exists()
 
 
 def test_card_without_runs_says_not_measured_yet(tmp_path, monkeypatch):
@@ -145,3 +167,21 @@ def test_lineage_reaches_every_shard_of_a_sharded_generate(tmp_path):
         ("start", "filter", {}),
         ("traces[0][shard-00000-of-00002]", "generate", {"completions": 10}),
         ("traces[0][shard-00001-of-00002]", "generate", {"completions": 11})]
+
+
+@pytest.mark.parametrize("content", ['{"pass@1": "high"}', "[1, 2]", "\xff not json"])
+def test_card_on_a_malformed_result_is_one_clear_error(chain, tmp_path, capsys, content):
+    evals = tmp_path / "bad-eval"
+    evals.mkdir()
+    (evals / "results.json").write_bytes(content.encode("latin-1"))
+    args = ["card", "--student", "qwen-7b", "--sft-dir", str(chain["model"]), "--eval-dir", str(evals),
+            "--out", str(tmp_path / "cards")]
+    assert main(args) == 2
+    assert str(evals / "results.json") in capsys.readouterr().err
+
+
+def test_a_run_json_that_is_not_a_mapping_reads_as_none(tmp_path):
+    from distill.runinfo import read_run
+
+    (tmp_path / "run.json").write_text("[1, 2]")
+    assert read_run(tmp_path) is None

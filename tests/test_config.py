@@ -142,3 +142,14 @@ def test_fingerprint_is_the_same_for_a_config_built_in_python_and_one_read_back_
     assert isinstance(back.warmup_steps, float) and isinstance(cfg.warmup_steps, int)
     assert config_fingerprint(back) == config_fingerprint(cfg)
     assert config_fingerprint(GRPOStageConfig(model="m", dataset="d.jsonl", warmup_steps=5)) != config_fingerprint(cfg)
+
+
+def test_a_non_finite_number_in_a_recipe_is_refused(tmp_path):
+    from distill.config import resolve_config
+    from distill.errors import ConfigError
+    from distill.stages.generate.config import GenerateConfig
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("generate:\n  temperature: .nan\n")
+    with pytest.raises(ConfigError, match="temperature: expected a finite number"):
+        resolve_config(GenerateConfig, "generate", recipe=recipe)

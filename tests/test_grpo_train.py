@@ -176,7 +176,7 @@ def test_keep_best_makes_the_best_held_out_policy_the_final_model(tiny_qwen, tmp
     assert any((last[k] != base[k]).any() for k in base)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path, sigint_default):
     from distill.stages.grpo.stage import train
 
     data = _problems(tmp_path / "problems.jsonl", 24)
@@ -273,3 +273,14 @@ def test_vllm_colocate_rollouts_on_a_gpu(tiny_qwen, tmp_path):
     assert run["status"] == "complete" and run["generation"] == "vllm" and run["vllm_mode"] == "colocate"
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all(r["completion_length"] > 0 for r in rows)
+
+
+def test_fewer_problems_than_one_batch_is_a_failed_run_not_complete(tiny_qwen, tmp_path):
+    from distill.errors import DistillError
+    from distill.stages.grpo.stage import train
+
+    data = _problems(tmp_path / "problems.jsonl", 1)
+    cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=2, eval_problems=0, per_device_train_batch_size=16)
+    with pytest.raises(DistillError, match="trained 0 steps"):
+        train(cfg)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"

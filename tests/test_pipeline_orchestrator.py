@@ -103,3 +103,12 @@ def test_dry_run_prints_configs_and_runs_nothing(recipe, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# step task (nano-task)" in out and "tiny:" in out
     assert not (tmp_path / "run" / "model").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1]", '{"steps": 3}'])
+def test_a_damaged_pipeline_json_is_one_clear_error(recipe, tmp_path, capsys, content):
+    assert main(["pipeline", "--recipe", str(recipe), "--until", "task"]) == 0
+    (tmp_path / "run" / "pipeline.json").write_text(content)
+    capsys.readouterr()
+    assert main(["pipeline", "--recipe", str(recipe), "--until", "task"]) == 2
+    assert "pipeline.json is damaged" in capsys.readouterr().err

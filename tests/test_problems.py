@@ -104,8 +104,37 @@ def test_bad_files_are_named(tmp_path):
         load_problems(str(tmp_path / "missing.jsonl"))
     blank = tmp_path / "blank.jsonl"
     blank.write_text(json.dumps({"problem": "  "}) + "\n")
-    with pytest.raises(DataError, match="row 0: column 'problem' is empty"):
+    with pytest.raises(DataError, match=r"blank\.jsonl:1: column 'problem' is empty"):
         load_problems(str(blank), answer_column=None)
+
+
+def test_undecodable_and_fake_files_are_one_clear_error(tmp_path):
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(json.dumps({"problem": "a", "answer": "1"}).encode() + b"\n" + b'{"problem": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"latin\.jsonl:2: not UTF-8 text"):
+        load_problems(str(latin))
+    fake = tmp_path / "fake.parquet"
+    fake.write_text("this is not parquet")
+    with pytest.raises(DataError, match=r"fake\.parquet: not a readable parquet file"):
+        load_problems(str(fake))
+    csv_file = tmp_path / "p.csv"
+    csv_file.write_bytes(b"problem,answer\n\xff\xfe,1\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_problems(str(csv_file))
+
+
+def test_missing_answers_are_listed_and_non_text_answers_refused(tmp_path):
+    path = tmp_path / "p.jsonl"
+    rows = [{"problem": "1+1?", "answer": "2"}, {"problem": "2+2?"}, {"problem": "3+3?", "answer": 6},
+            {"problem": "4+4?", "answer": ""}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems = load_problems(str(path))
+    assert [p.answer for p in problems] == ["2", None, "6", None]
+    assert problems.missing_answers == [f"{path}:2", f"{path}:4"]
+    for bad in (["1", "2"], True, {"a": 1}):
+        path.write_text(json.dumps({"problem": "ok?", "answer": "1"}) + "\n" + json.dumps({"problem": "x?", "answer": bad}) + "\n")
+        with pytest.raises(DataError, match=rf"p\.jsonl:2: column 'answer' holds a {type(bad).__name__}"):
+            load_problems(str(path))
 
 
 # ------------------------------------------------------------------------------------------ prompts

@@ -97,7 +97,8 @@ def test_killed_run_resumes_to_the_same_step_count(reference, tiny_qwen, dataset
     assert rec["counts"]["last_loss"] == pytest.approx(reference["counts"]["last_loss"], rel=1e-3)
 
 
-def test_ctrl_c_checkpoints_and_a_plain_rerun_continues(reference, tiny_qwen, dataset_dir, tmp_path, monkeypatch):
+def test_ctrl_c_checkpoints_and_a_plain_rerun_continues(reference, tiny_qwen, dataset_dir, tmp_path, monkeypatch,
+                                                      sigint_default):
     from distill.stages.sft.callbacks import LossRecorder
     from distill.stages.sft.stage import run
 

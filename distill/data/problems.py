@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from typing import Any
 from distill.errors import DataError
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+LINE_KEY = "__line__"   # a jsonl row's line number, kept while loading so messages can say file:line
 # Tried in order when no id column is named.
 DEFAULT_ID_COLUMNS = ("id", "unique_id", "problem_id", "idx")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,9 @@ def _read_local(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = _decode(raw, path, lineno)
                 if not line.strip():
                     continue
                 try:
@@ -76,11 +80,12 @@ def _read_local(path: Path) -> list[dict[str, Any]]:
                     raise DataError(f"{path}:{lineno}: not valid JSON ({exc}); fix or remove that line") from None
                 if not isinstance(row, dict):
                     raise DataError(f"{path}:{lineno}: expected a JSON object per line")
+                row[LINE_KEY] = lineno
                 rows.append(row)
         return rows
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_decode(path.read_bytes(), path, None))
         except ValueError as exc:
             raise DataError(f"{path}: not valid JSON ({exc})") from None
         if isinstance(data, dict):
@@ -92,16 +97,30 @@ def _read_local(path: Path) -> list[dict[str, Any]]:
             raise DataError(f"{path}: expected a list of objects")
         return data
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: not a readable parquet file ({exc}); check the file or convert it to jsonl") \
+                from None
     if suffix == ".csv":
         import csv
+        import io
 
-        with path.open(encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh))
+        return list(csv.DictReader(io.StringIO(_decode(path.read_bytes(), path, None), newline="")))
     raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)} "
                     "or a save_to_disk folder")
+
+
+def _decode(raw: bytes, path: Path, lineno: int | None) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"{path}:{lineno}" if lineno else f"{path} (byte {exc.start})"
+        raise DataError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start} of that "
+                        f"{'line' if lineno else 'file'}); re-save the file as UTF-8") from None
 
 
 def _read_hub(source: str, split: str | None, subset: str | None, trust_remote_code: bool) -> list[dict[str, Any]]:
@@ -132,21 +151,47 @@ def load_problems(source: str, *, split: str | None = None, subset: str | None =
             raise DataError(f"{source}: no column {col!r} (pass {flag}). Columns: {', '.join(columns)}")
     if id_column is None:
         id_column = next((c for c in DEFAULT_ID_COLUMNS if c in columns), None)
-    problems: list[Problem] = []
+    problems = ProblemSet()
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
+        where = f"{source}:{row.pop(LINE_KEY)}" if LINE_KEY in row else f"{source}: row {i}"
         text = row.get(problem_column)
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{source}: row {i}: column {problem_column!r} is empty or not text")
+            raise DataError(f"{where}: column {problem_column!r} is empty or not text")
         pid = str(row[id_column]) if id_column and row.get(id_column) is not None else content_id(text)
         if pid in seen:
             raise DataError(f"{source}: duplicate id {pid!r} in rows {seen[pid]} and {i}"
                             + ("" if id_column else " (identical problem text)")
                             + "; ids must be unique: fix the data or pass another --id-column")
         seen[pid] = i
-        answer = row.get(answer_column) if answer_column else None
+        answer = _answer(row.get(answer_column), where, answer_column) if answer_column else None
+        if answer_column and answer is None:
+            problems.missing_answers.append(where)
         extra = {k: v for k, v in row.items() if k not in (problem_column, answer_column, id_column)}
-        problems.append(Problem(pid, text, None if answer is None else str(answer), str(source), extra))
+        problems.append(Problem(pid, text, answer, str(source), extra))
         if limit is not None and len(problems) >= limit:
             break
+    if problems.missing_answers:
+        shown = ", ".join(problems.missing_answers[:5])
+        more = len(problems.missing_answers) - 5
+        log.warning("%d of %d problems have no %r: %s%s; they get no verdicts", len(problems.missing_answers),
+                    len(problems), answer_column, shown, f" and {more} more" if more > 0 else "")
     return problems
+
+
+class ProblemSet(list):
+    """The loaded problems, and the rows (``file:line`` or ``file: row i``) whose answer was missing or empty."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.missing_answers: list[str] = []
+
+
+def _answer(value: Any, where: str, column: str) -> str | None:
+    """A gold answer as text: strings as they are, numbers written out; a list, mapping or bool is refused."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{where}: column {column!r} holds a {type(value).__name__} ({str(value)[:60]!r}), not an "
+                        "answer; write the gold answer as text (e.g. \"1, 2\" or \"\\{1,2\\}\"), or fix that row")
+    return value if isinstance(value, str) else str(value)

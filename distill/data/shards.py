@@ -139,7 +139,11 @@ def prepare_folder(out: Path, shard_path: Path, record_dir: Path, settings: dict
             if path.is_file():
                 log.info("--overwrite: removing %s", path)
                 path.unlink()
-    elif settings_path.is_file():
+        if settings_path.is_file() and _holds_rows(out):
+            # The other shards keep their rows: one shard's --overwrite cannot change the folder's settings.
+            check_settings(out, settings_path, settings, other_shards=True)
+            return
+    elif settings_path.is_file() and _holds_rows(out):
         check_settings(out, settings_path, settings)
         return
     elif any(out.glob(SHARD_GLOB)):
@@ -151,14 +155,27 @@ def prepare_folder(out: Path, shard_path: Path, record_dir: Path, settings: dict
     os.replace(tmp, settings_path)
 
 
-def check_settings(out: Path, settings_path: Path, settings: dict[str, Any]) -> None:
+def _holds_rows(out: Path) -> bool:
+    """Whether any shard of ``out`` holds a row: settings left by a run that wrote none bind nothing."""
+    return any(p.is_file() and p.stat().st_size > 0 for p in out.glob(SHARD_GLOB))
+
+
+def check_settings(out: Path, settings_path: Path, settings: dict[str, Any], *, other_shards: bool = False) -> None:
     """The folder's stored settings must equal this run's (a resume), else the run is refused."""
     try:
         stored = json.loads(settings_path.read_text())
     except (OSError, ValueError) as exc:
         raise DistillError(f"{settings_path}: unreadable ({exc}); delete it or pass --overwrite") from None
     diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
+    if "problems_sha" in diff and stored.get("problems_sha") is not None:
+        raise DistillError(f"{out}: the problems in {settings.get('dataset')} changed since these traces were "
+                           "written (their texts or gold answers differ), so the traces' verdicts would be stale; "
+                           "write the new problems to another --out, or pass --overwrite to discard these traces")
     if diff:
         lines = "; ".join(f"{k}: {old!r} in the folder, {new!r} now" for k, (old, new) in diff.items())
+        if other_shards:
+            raise DistillError(f"{out}: the other shards hold traces made with other settings ({lines}); "
+                               "--overwrite of one shard cannot change them. To start over with new settings, run once "
+                               "without --num-shards and with --overwrite (it clears every shard), or pick another --out.")
         raise DistillError(f"{out} holds traces made with other settings ({lines}). Rerun with the folder's "
                            "settings to resume, pick another --out, or pass --overwrite to discard them.")

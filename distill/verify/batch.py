@@ -19,12 +19,13 @@ from distill.verify.equivalence import (
     check_gold,
     decide_without_sympy,
     judge_inprocess,
+    judging_forms,
 )
 from distill.verify.pool import VerifyPool, shared_pool
 from distill.verify.settings import VerifySettings
 from distill.verify.worker_handle import JobResult
 
-Jobs = dict[tuple[str, str], list[int]]  # (pred, gold) -> the items that need that check
+Jobs = dict[tuple[str, str], list[int]]  # (pred, gold) in judging form -> the items that need that check
 
 
 def verify_batch(
@@ -33,6 +34,7 @@ def verify_batch(
     settings: VerifySettings = VerifySettings(),
     *,
     prompt_has_think: bool | Sequence[bool] = False,
+    languages: str | Sequence[str | None] | None = None,
     progress: bool = False,
     pool: VerifyPool | None = None,
 ) -> list[Verdict]:
@@ -40,7 +42,10 @@ def verify_batch(
 
     ``settings`` say how (mode, think, fallback, timeout, workers: see :class:`VerifySettings`).
     ``prompt_has_think``: whether the prompt ended with ``<think>`` (prefill or the model's template), one
-    bool for all completions or one per completion. The checks that need math-verify are judged by worker
+    bool for all completions or one per completion. ``languages``: each problem's language (``"de"``,
+    ``"en"``, ``None`` when unknown), one for all or one per completion: it decides how numbers such as
+    ``8.000`` or ``16,00`` read (:func:`~distill.verify.normalize.localize_number`); without it only
+    unambiguous forms are normalised. The checks that need math-verify are judged by worker
     processes (``settings.workers=None``: one per CPU; ``0`` or ``1``: in this process, serially -- then
     the timeout holds only on the main thread). In a pool, an item that takes longer than
     ``settings.timeout`` seconds becomes status "timeout" (its worker stops it; one stuck past a short
@@ -53,10 +58,13 @@ def verify_batch(
         ['correct', 'no_answer']
         >>> verify_batch(["done</think> \\\\boxed{1}", "\\\\boxed{1}"], ["1", "1"], prompt_has_think=[True, True])[1].status
         'unfinished'
+        >>> [v.status for v in verify_batch(["\\\\boxed{8.000}"] * 2, ["8000"] * 2, languages=["de", "en"])]
+        ['correct', 'incorrect']
     """
     if len(completions) != len(golds):
         raise ValueError(f"got {len(completions)} completions but {len(golds)} gold answers")
     think_flags = _per_item(prompt_has_think, len(completions))
+    langs = _languages(languages, len(completions))
     gold_keys = []
     for i, gold in enumerate(golds):
         try:
@@ -65,23 +73,26 @@ def verify_batch(
             raise ValueError(f"item {i}: {exc}") from None
 
     verdicts: list[Verdict | None] = [None] * len(completions)
+    answers: list[str | None] = [None] * len(completions)
     todo: Jobs = {}
     for i, (completion, gold) in enumerate(zip(completions, golds, strict=True)):
         extracted, early, detail = answer_from_completion(
             completion, mode=settings.mode, think=settings.think, prompt_has_think=think_flags[i],
-            fallback=settings.fallback,
+            fallback=settings.fallback, reasoning_format=settings.reasoning_format,
+            reasoning_delimiters=settings.reasoning_delimiters,
         )
         if early is not None:
             verdicts[i] = Verdict(early, None, gold, detail)
             continue
-        decided = decide_without_sympy(extracted, gold, gold_keys[i], settings.mode)
+        decided = decide_without_sympy(extracted, gold, gold_keys[i], settings.mode, language=langs[i])
         if decided is not None:
             verdicts[i] = decided
             continue
         assert extracted is not None
-        todo.setdefault((extracted, gold), []).append(i)
+        answers[i] = extracted
+        todo.setdefault(judging_forms(extracted, gold, langs[i]), []).append(i)
 
-    _judge(todo, verdicts, settings, progress=progress, pool=pool)
+    _judge(todo, verdicts, answers, golds, settings, progress=progress, pool=pool)
     assert all(v is not None for v in verdicts)
     return [v for v in verdicts if v is not None]
 
@@ -95,17 +106,26 @@ def _per_item(prompt_has_think: bool | Sequence[bool], n: int) -> list[bool]:
     return [bool(flag) for flag in prompt_has_think]
 
 
-def _judge(todo: Jobs, verdicts: list[Verdict | None], settings: VerifySettings, *, progress: bool,
-           pool: VerifyPool | None) -> None:
-    """Fill ``verdicts`` for every item in ``todo`` with math-verify's judgement (each check once)."""
+def _languages(languages: str | Sequence[str | None] | None, n: int) -> list[str | None]:
+    """``languages`` as one language (or ``None``) per completion."""
+    if languages is None or isinstance(languages, str):
+        return [languages] * n
+    if len(languages) != n:
+        raise ValueError(f"got {n} completions but {len(languages)} languages")
+    return list(languages)
+
+
+def _judge(todo: Jobs, verdicts: list[Verdict | None], answers: Sequence[str | None], golds: Sequence[str],
+           settings: VerifySettings, *, progress: bool, pool: VerifyPool | None) -> None:
+    """Fill ``verdicts`` for every item in ``todo`` with math-verify's judgement (each check once); the
+    verdicts keep each item's answer and gold as written."""
     jobs = list(todo)
     n_workers = (os.cpu_count() or 1) if settings.workers is None else settings.workers
     bar = _progress_bar(len(jobs)) if progress and jobs else None
 
     def record(j: int, result: JobResult) -> None:
-        pred, gold = jobs[j]
         for i in todo[jobs[j]]:
-            verdicts[i] = Verdict(result.status, pred, gold, result.detail, result.seconds)
+            verdicts[i] = Verdict(result.status, answers[i], golds[i], result.detail, result.seconds)
         if bar is not None:
             bar.update(1)
 

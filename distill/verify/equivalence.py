@@ -7,6 +7,11 @@ Two modes:
 - ``"aime"``: answers are integers 0..999 compared as integers (``"025" == "25"``); a prediction that is not
   plainly such an integer is incorrect. No sympy involved.
 
+Before either, the prediction and the gold are put in their :func:`~distill.verify.normalize.comparable_form`:
+units, currency and spacing dropped (``57\\,500\\,\\text{US-Dollar}`` is 57500), and, given the problem's
+``language``, numbers with locale separators read as that language writes them (``8.000`` is 8000 in German,
+8 in English). The verdict keeps the prediction and gold as written.
+
 math-verify bounds its own run time with ``signal.alarm``, which breaks off the main thread, so its timeouts
 are switched off here. In this module (in-process) time is bounded by :mod:`distill.verify.deadline`
 (``SIGALRM`` on the main thread, nothing elsewhere); a hard bound for any thread comes from
@@ -23,9 +28,9 @@ from typing import Any
 
 from distill.verify.deadline import Deadline, run_with_deadline
 from distill.verify.extract import extract_answer, normalize_aime
-from distill.verify.normalize import canonical_text, latex_from_unicode
+from distill.verify.normalize import canonical_text, comparable_form, latex_from_unicode
 from distill.verify.settings import check_mode, check_think
-from distill.verify.split import split_think
+from distill.verify.split import MARKERS, check_reasoning_format, split_reasoning
 
 STATUSES = ("correct", "incorrect", "no_answer", "unfinished", "unparsable", "timeout")
 
@@ -95,28 +100,51 @@ def answer_from_completion(
     think: str = "auto",
     prompt_has_think: bool = False,
     fallback: bool = False,
+    reasoning_format: str = "auto",
+    reasoning_delimiters: tuple[str, str] | None = None,
 ) -> tuple[str | None, str | None, str]:
     """Return ``(extracted, early_status, detail)``: the answer, or the status that ends the check early.
+
+    The answer is taken from the answer part of the completion's reasoning format (``reasoning_format``,
+    ``reasoning_delimiters``: see :class:`~distill.verify.settings.VerifySettings`).
 
     Example:
         >>> answer_from_completion("<think>hmm")
         (None, 'unfinished', 'no </think>: the reasoning never finished')
         >>> answer_from_completion("<think>ok</think> \\\\boxed{7}")
         ('7', None, '')
+        >>> answer_from_completion("<|begin_of_thought|>\\\\boxed{6}<|end_of_thought|>"
+        ...                        "<|begin_of_solution|>\\\\boxed{7}<|end_of_solution|>")
+        ('7', None, '')
     """
     check_think(think)
     completion = completion or ""
-    required = think == "required" or (think == "auto" and (prompt_has_think or "<think>" in completion))
-    parts = split_think(completion, prompt_has_think=prompt_has_think)
+    parts = split_reasoning(completion, reasoning_format, prompt_has_think=prompt_has_think,
+                            custom=reasoning_delimiters)
+    if reasoning_delimiters is not None:
+        close = reasoning_delimiters[1]
+    else:
+        close = MARKERS[parts.format or (reasoning_format if reasoning_format in MARKERS else "think")].close
+    required = think == "required" or (think == "auto" and parts.has_think)
     if required and not (parts.has_think and parts.finished):
-        return None, "unfinished", "no </think>: the reasoning never finished"
-    # "optional" with an unclosed <think>: fall back to the whole text.
-    text = parts.answer if parts.has_think and parts.finished else completion
-    extracted = extract_answer(text, mode=mode, fallback=fallback)
+        return None, "unfinished", f"no {close}: the reasoning never finished"
+    # "optional" with an unclosed reasoning: fall back to the whole text.
+    closed = parts.has_think and parts.finished
+    extracted = extract_answer(parts.answer if closed else completion, mode=mode, fallback=fallback)
     if extracted is None:
-        where = "after </think>" if parts.has_think and parts.finished else "in the completion"
+        where = f"after {close}" if closed else "in the completion"
         return None, "no_answer", f"no boxed answer {where}"
     return extracted, None, ""
+
+
+def judging_forms(pred: str, gold: str, language: str | None = None) -> tuple[str, str]:
+    """``(pred, gold)`` in the forms that are compared (:func:`~distill.verify.normalize.comparable_form`).
+
+    Example:
+        >>> judging_forms(r"8.000\\,\\text{Euro}", "8000", "de")
+        ('8000', '8000')
+    """
+    return comparable_form(pred, language), comparable_form(gold, language)
 
 
 # ---------------------------------------------------------------- math-verify, no timeouts inside
@@ -213,11 +241,15 @@ def judge_inprocess(pred: str, gold: str, timeout: float | None) -> tuple[str, s
 # ---------------------------------------------------------------- public API
 
 
-def verify_answer(pred: str | None, gold: str, *, mode: str = "math", timeout: float = 5.0) -> Verdict:
+def verify_answer(
+    pred: str | None, gold: str, *, mode: str = "math", timeout: float = 5.0, language: str | None = None
+) -> Verdict:
     """Check an already-extracted answer against the gold answer.
 
     In "math" mode math-verify runs in this process, bounded by ``timeout`` only on the main thread;
-    use :func:`verify_batch` for a hard bound everywhere.
+    use :func:`verify_batch` for a hard bound everywhere. ``language``: the problem's language (``"de"``,
+    ``"en"``...), which decides how ``8.000`` or ``16,00`` read (see
+    :func:`~distill.verify.normalize.localize_number`); ``None`` normalises only unambiguous forms.
 
     Example:
         >>> verify_answer("25", "025", mode="aime").status
@@ -226,27 +258,37 @@ def verify_answer(pred: str | None, gold: str, *, mode: str = "math", timeout: f
         True
         >>> verify_answer(None, "3").status
         'no_answer'
+        >>> verify_answer("8.000", "8000", language="de").status, verify_answer("8.000", "8000", language="en").status
+        ('correct', 'incorrect')
     """
     check_mode(mode)
     gold_key = check_gold(gold, mode)
-    early = decide_without_sympy(pred, gold, gold_key, mode)
+    early = decide_without_sympy(pred, gold, gold_key, mode, language=language)
     if early is not None:
         return early
     assert pred is not None
-    status, detail, seconds = judge_inprocess(pred, gold, timeout)
+    status, detail, seconds = judge_inprocess(*judging_forms(pred, gold, language), timeout)
     return Verdict(status, pred, gold, detail, seconds)
 
 
-def decide_without_sympy(pred: str | None, gold: str, gold_key: str, mode: str) -> Verdict | None:
-    """The verdict when it needs no math-verify (no answer, AIME, identical text); else ``None``."""
+def decide_without_sympy(
+    pred: str | None, gold: str, gold_key: str, mode: str, *, language: str | None = None
+) -> Verdict | None:
+    """The verdict when it needs no math-verify (no answer, AIME, identical text); else ``None``.
+
+    Example:
+        >>> decide_without_sympy(r"48\\,h", "48", "48", "math").status
+        'correct'
+    """
     if pred is None or not pred.strip():
         return Verdict("no_answer", None, gold, "no answer to check")
     if mode == "aime":
-        value = normalize_aime(pred)
+        value = normalize_aime(comparable_form(pred, language))
         if value is None:
             return Verdict("incorrect", pred, gold, "prediction is not an integer from 0 to 999")
         return Verdict("correct" if value == gold_key else "incorrect", pred, gold)
-    if canonical_text(pred) == canonical_text(gold):
+    pred_form, gold_form = judging_forms(pred, gold, language)
+    if canonical_text(pred_form) == canonical_text(gold_form):
         return Verdict("correct", pred, gold)
     return None
 
@@ -260,12 +302,17 @@ def verify_completion(
     prompt_has_think: bool = False,
     fallback: bool = False,
     timeout: float = 5.0,
+    reasoning_format: str = "auto",
+    reasoning_delimiters: tuple[str, str] | None = None,
+    language: str | None = None,
 ) -> Verdict:
     """Extract the final answer from a completion and check it.
 
     ``think``: "required" (no ``</think>`` means status "unfinished"), "optional" (answer taken after
     ``</think>`` when present, else from the whole text), "auto" (required when ``<think>`` is in the
-    completion or ``prompt_has_think``).
+    completion or ``prompt_has_think``); with ``reasoning_format`` other markers take the place of
+    ``<think>``/``</think>`` (see :func:`~distill.verify.split.split_reasoning`). ``language``: see
+    :func:`verify_answer`.
 
     Example:
         >>> verify_completion("<think>2*2</think>So $\\\\boxed{4}$.", "4").status
@@ -275,15 +322,19 @@ def verify_completion(
     """
     check_mode(mode)
     check_gold(gold, mode)
+    check_reasoning_format(reasoning_format, reasoning_delimiters)
     extracted, early, detail = answer_from_completion(
-        completion, mode=mode, think=think, prompt_has_think=prompt_has_think, fallback=fallback
+        completion, mode=mode, think=think, prompt_has_think=prompt_has_think, fallback=fallback,
+        reasoning_format=reasoning_format, reasoning_delimiters=reasoning_delimiters,
     )
     if early is not None:
         return Verdict(early, None, gold, detail)
-    return verify_answer(extracted, gold, mode=mode, timeout=timeout)
+    return verify_answer(extracted, gold, mode=mode, timeout=timeout, language=language)
 
 
-def answers_equivalent(a: str, b: str, *, mode: str = "math", timeout: float = 5.0) -> bool:
+def answers_equivalent(
+    a: str, b: str, *, mode: str = "math", timeout: float = 5.0, language: str | None = None
+) -> bool:
     """Whether two predicted answers mean the same thing (for majority-vote grouping).
 
     Symmetric: in "math" mode math-verify must accept each as gold for the other. In "aime" mode both
@@ -295,6 +346,7 @@ def answers_equivalent(a: str, b: str, *, mode: str = "math", timeout: float = 5
         (True, True)
     """
     check_mode(mode)
+    a, b = judging_forms(a, b, language)
     if mode == "aime":
         na, nb = normalize_aime(a), normalize_aime(b)
         if na is not None and nb is not None:

@@ -104,18 +104,39 @@ def longest_paragraph(text: str) -> int:
     return max(len(p.strip()) for p in _PARAGRAPH_SPLIT_RE.split(text))
 
 
+_FENCE_RE = re.compile(r"```[ \t]*(?P<tag>[^\n`]*)\n?(?P<body>.*?)(?:```|\Z)", re.DOTALL)
+_PLAIN_TAGS = frozenset({"", "text", "txt", "plain", "plaintext", "math", "latex", "tex"})
+# Arithmetic laid out in columns: digits, operators, spaces, rules of dashes/underscores, "=", brackets,
+# after single letters (placeholders such as "a b c") are taken out.
+_LAYOUT_RE = re.compile(r"[\d\s+\-*/×÷·=.,:;()\[\]^_|—–−%<>≤≥≠']*")
+_LONE_LETTER_RE = re.compile(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])")
+
+
 def has_code_block(text: str) -> bool:
     """Whether ``text`` contains a fenced code block or lines that are plainly code.
+
+    A fenced block without a language tag (or tagged ``text``/``math``) that holds only arithmetic layout
+    (digits, operators, spaces, dashes/underscores, ``=``, single-letter placeholders) is not code: R1 traces
+    fence column arithmetic (real trace MATH problem 5749: `` 333.33`` over ``-111.11``).
 
     Example:
         >>> has_code_block("```python\\nprint(1)\\n```"), has_code_block("def f(x):\\n    return x")
         (True, True)
         >>> has_code_block("We define f(x) = x^2 and import the result from step 2.")
         False
+        >>> has_code_block("```\\n 333.33\\n-111.11\\n-------\\n 222.22\\n```")
+        False
     """
     if not text:
         return False
-    return "```" in text or _CODE_LINE_RE.search(text) is not None
+    if _CODE_LINE_RE.search(text) is not None:
+        return True
+    for fence in _FENCE_RE.finditer(text):
+        if fence.group("tag").strip().lower() not in _PLAIN_TAGS:
+            return True
+        if not _LAYOUT_RE.fullmatch(_LONE_LETTER_RE.sub(" ", fence.group("body"))):
+            return True
+    return False
 
 
 def repetition_ratio(text: str, n: int = 10) -> float:
@@ -135,3 +156,128 @@ def repetition_ratio(text: str, n: int = 10) -> float:
         return 0.0
     unique = len({tuple(words[i : i + n]) for i in range(total)})
     return 1.0 - unique / total
+
+
+# ---------------------------------------------------------------- truncated reasoning, leftover tokens
+
+_TERMINAL = frozenset(".!?。！？…")
+_CLOSINGS = ("\\]", "\\)", "$", "}", ")", "]", "|", "\\end")
+# A last character that cannot end a finished sentence or formula: the text was cut after it.
+_DANGLING = frozenset(",:;=+-*/^_<>≤≥≠≈×÷⇒→←↔∧∨±∓&\\([{−–—")
+_TRAILING_DECOR = "*`\"'”’»"
+# Words that never end an English sentence: a reasoning whose last word is one of these was cut.
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but nor so because since if then than that which who whom whose where when while as "
+    "of to in on at by for from with into onto over under between about through per via without within "
+    "is are was were be been being am this these those its their our my your his her we i you they he she "
+    "can could would should will shall may might must do does did has have had not let let's also perhaps "
+    "maybe just very more less most least such both either neither each every some any all".split()
+)
+# Common English words: a last line holding one of them is prose (it needs a full stop), not a formula.
+_PROSE_WORDS = _FUNCTION_WORDS | frozenset(
+    "there here it what how why yes no now get gives got find found check wait hmm okay ok equal equals "
+    "means mean".split()
+)
+_WORD_RE = re.compile(r"[A-Za-z']+")
+_LEAD_CONNECTOR_RE = re.compile(r"^\s*(?:so|thus|hence|therefore|then|finally|now)\b[,:]?", re.IGNORECASE)
+
+
+def looks_truncated(reasoning: str) -> bool:
+    """Whether the reasoning's last sentence was cut off (by the length limit), whatever follows it.
+
+    Conservative: ``True`` only when the text ends with a dangling character (comma, colon, operator,
+    opening bracket, backslash), when its last paragraph leaves a math block, brace or bracket open, a word that cannot end a sentence
+    (``and``, ``the``, ``of``, ``I``...), or prose without terminal punctuation. A text that ends with
+    ``.``/``!``/``?``, a closing formula or bracket (``\\]``, ``\\)``, ``$``, ``}``, ``)``), a heading
+    (``**Final Answer**``) or a bare equation line (``m + n = 116``) is not truncated. A cut that happens
+    to fall after a full stop cannot be seen.
+
+    Example:
+        >>> looks_truncated("So the answer is 5."), looks_truncated("Then \\\\[ x = \\\\boxed{5} \\\\]")
+        (False, False)
+        >>> looks_truncated("Alternatively, maybe I"), looks_truncated("We get 2(x + 1) ="), looks_truncated("how man")
+        (True, True, True)
+        >>> looks_truncated("So, m + n = 1 + 115 = 116"), looks_truncated("420 is divisible by 36")
+        (False, True)
+    """
+    text = (reasoning or "").rstrip()
+    if not text:
+        return False
+    last_paragraph = _PARAGRAPH_SPLIT_RE.split(text)[-1]
+    if _opens_more_than_closes(last_paragraph):
+        return True
+    body = text.rstrip(_TRAILING_DECOR + " \t") or text
+    if body[-1] in _TERMINAL or text.endswith(_CLOSINGS) or body.endswith(_CLOSINGS):
+        return False
+    if body[-1] in _DANGLING:
+        return True
+    last_line = text.rsplit("\n", 1)[-1].strip()
+    if last_line.startswith("#") or (last_line.startswith("**") and last_line.endswith("**")):
+        return False  # a heading
+    words = _WORD_RE.findall(body[-40:])
+    if words and words[-1].lower() in _FUNCTION_WORDS:
+        return True
+    if _is_formula_line(last_line):
+        return False
+    return body[-1].isalnum()
+
+
+def _opens_more_than_closes(paragraph: str) -> bool:
+    """An unclosed ``\\[``, ``\\(``, ``$$``, ``{`` or bracket in ``paragraph`` (escaped braces do not count;
+    ``(`` and ``[`` count together, so a half-open interval ``[0, 1)`` is closed)."""
+    if paragraph.count("\\[") > paragraph.count("\\]") or paragraph.count("\\(") > paragraph.count("\\)"):
+        return True
+    if paragraph.count("$$") % 2:
+        return True
+    if paragraph.count("(") + paragraph.count("[") > paragraph.count(")") + paragraph.count("]"):
+        return True
+    depth = 0
+    i = 0
+    while i < len(paragraph):
+        ch = paragraph[i]
+        if ch == "\\":
+            i += 2
+            continue
+        depth += (ch == "{") - (ch == "}")
+        i += 1
+    return depth > 0
+
+
+def _is_formula_line(line: str) -> bool:
+    """Whether ``line`` is a bare relation (``m + n = 116``, ``lw + lh + wh = 27``) rather than prose."""
+    if not any(sign in line for sign in ("=", "<", ">", "≤", "≥", "≠", "≈", "\\le", "\\ge")):
+        return False
+    if _HAN_RE.search(line):
+        return False
+    line = _COMMAND_RE.sub(" ", _LEAD_CONNECTOR_RE.sub("", line))
+    return not any(word.lower() in _PROSE_WORDS for word in _WORD_RE.findall(line))
+
+
+_SPECIAL_TOKEN_RE = re.compile(
+    r"<\|[A-Za-z0-9_.:\-]{1,40}\|>"  # <|im_start|>, <|im_end|>, <|endoftext|>, <|eot_id|>, <|begin_of_thought|>
+    r"|<｜[^｜<>\n]{1,40}｜>"  # DeepSeek: <｜end▁of▁sentence｜>, <｜Assistant｜>, <｜User｜>
+    r"|</s>|<eos>|<bos>|<pad>|<unk>|<start_of_turn>|<end_of_turn>|\[/?INST\]"
+)
+
+
+def leftover_special_tokens(text: str, *, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The chat-template special tokens left in ``text``, each once, in order of first appearance.
+
+    Recognises ``<|...|>`` tokens (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``, ``<|eot_id|>``...),
+    DeepSeek's full-width ``<｜...｜>`` tokens (``<｜end▁of▁sentence｜>``), and ``</s>``, ``<eos>``,
+    ``<bos>``, ``<pad>``, ``<unk>``, ``<start_of_turn>``, ``<end_of_turn>``, ``[INST]``, ``[/INST]``.
+    ``<think>`` tags are not special tokens. ``ignore``: tokens that are expected (a format's own markers
+    when the text was not split).
+
+    Example:
+        >>> leftover_special_tokens("x = 2.<|im_end|>\\n<|endoftext|><|im_end|>")
+        ['<|im_end|>', '<|endoftext|>']
+        >>> leftover_special_tokens("The answer is 5.<｜end▁of▁sentence｜>"), leftover_special_tokens("<think>a</think>")
+        (['<｜end▁of▁sentence｜>'], [])
+    """
+    found: list[str] = []
+    for m in _SPECIAL_TOKEN_RE.finditer(text or ""):
+        token = m.group(0)
+        if token not in found and token not in ignore:
+            found.append(token)
+    return found

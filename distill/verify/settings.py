@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from distill.verify.split import REASONING_FORMATS, check_reasoning_format
+
 MODES = ("math", "aime")
+__all__ = ["MODES", "REASONING_FORMATS", "SETTING_NAMES", "THINK_MODES", "VerifySettings", "check_mode", "check_think"]
 THINK_MODES = ("auto", "required", "optional")
 
 
@@ -46,11 +49,19 @@ class VerifySettings:
         fallback: also accept "the answer is X" when there is no ``\\boxed{}`` (the paper does not).
         timeout: seconds allowed per answer check (> 0); a check that overruns gets status "timeout".
         workers: verification processes (``None``: one per CPU; ``0`` or ``1``: in this process).
+        reasoning_format: how reasoning and answer are marked (:data:`REASONING_FORMATS`): ``"auto"``
+            (detected per completion), ``"think"`` (``<think>...</think>``), ``"sky-t1"``
+            (``<|begin_of_thought|>``/``<|begin_of_solution|>``), ``"s1"`` (``<|im_start|>think`` /
+            ``<|im_start|>answer``) or ``"custom"``; the answer is taken from the answer part. ``think``
+            applies to whichever markers these are.
+        reasoning_delimiters: ``(open, close)`` for ``reasoning_format="custom"`` (a list is accepted).
 
     Example:
         >>> settings = VerifySettings(mode="aime", workers=0)
         >>> settings.mode, settings.think, settings.fallback, settings.timeout
         ('aime', 'auto', False, 5.0)
+        >>> VerifySettings(reasoning_format="custom", reasoning_delimiters=["<r>", "</r>"]).reasoning_delimiters
+        ('<r>', '</r>')
         >>> VerifySettings(timeout=0)
         Traceback (most recent call last):
         ...
@@ -62,10 +73,15 @@ class VerifySettings:
     fallback: bool = False
     timeout: float = 5.0
     workers: int | None = None
+    reasoning_format: str = "auto"
+    reasoning_delimiters: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
         check_think(self.think)
+        if isinstance(self.reasoning_delimiters, list):  # from a recipe (YAML/JSON has no tuples)
+            object.__setattr__(self, "reasoning_delimiters", tuple(self.reasoning_delimiters))
+        check_reasoning_format(self.reasoning_format, self.reasoning_delimiters)
         if not isinstance(self.fallback, bool):
             raise ValueError(f"fallback must be true or false, got {self.fallback!r}")
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not self.timeout > 0:

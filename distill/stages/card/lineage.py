@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.errors import DataError
 from distill.runinfo import RUN_FILE, read_run
 
 
@@ -115,10 +116,12 @@ def load_eval(folder: str | Path) -> EvalRun | None:
         return None
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(results, dict) or "pass@1" not in results:
-        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); rerun 'distill eval' there or leave that folder out") from None
+    value = results.get("pass@1") if isinstance(results, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"{path}: not a 'distill eval' result (no numeric pass@1); rerun 'distill eval' there or "
+                        "leave that folder out")
     return EvalRun(folder, results, read_run(folder) or {})
 
 

@@ -36,11 +36,49 @@ def _sft_chain(cfg: CardConfig, name: str, evals: list[EvalRun]) -> tuple[RunNod
     return None, searched
 
 
+def _evaluated_model(run: EvalRun) -> str | None:
+    model = (run.record.get("inputs") or {}).get("model")
+    if isinstance(model, dict) and model.get("path"):
+        return str(model["path"])
+    config = run.record.get("config")
+    return str(config["model"]) if isinstance(config, dict) and config.get("model") else None
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def check_attribution(name: str, chain: RunNode | None, evals: list[EvalRun]) -> None:
+    """Refuse runs that do not belong to student ``name``: an SFT run of another student (or not an SFT run), and
+    evals of anything but that SFT run's model (the card would print someone else's numbers as this student's)."""
+    if chain is not None:
+        if chain.stage != "sft":
+            raise ConfigError(f"{chain.folder} holds a 'distill {chain.stage}' run, not a student's 'distill sft' "
+                              "run: pass the student's SFT output folder as --sft-dir")
+        config = chain.record.get("config")
+        trained = config.get("student") if isinstance(config, dict) else None
+        if trained != name:
+            raise ConfigError(f"{chain.folder} is the SFT run of student {trained!r}, not {name!r}: pass --student "
+                              f"{trained} or the {name} run's own folder as --sft-dir")
+    for run in evals:
+        model = _evaluated_model(run)
+        if model is None:
+            raise ConfigError(f"{run.folder}: this eval scored a completions file, so nothing ties it to student "
+                              f"{name!r}; evaluate the student's model folder with 'distill eval --model DIR'")
+        if chain is None:
+            raise ConfigError(f"{run.folder} evaluated {model}, which has no 'distill sft' run of {name!r}: pass the "
+                              "student's SFT folder as --sft-dir, or leave this eval out")
+        if not _same_folder(model, chain.folder):
+            raise ConfigError(f"{run.folder} evaluated {model}, not the student in {chain.folder}: pass only evals "
+                              "of this student's model")
+
+
 def write_card(cfg: CardConfig, name: str) -> Path:
     student = get_student(name)
     eval_dirs = cfg.eval_dir or [str(Path(cfg.runs) / "eval" / name)]
     evals = find_evals(eval_dirs)
     chain, searched = _sft_chain(cfg, name, evals)
+    check_attribution(name, chain, evals)
     recipe = Path(cfg.recipes) / f"{name}.yaml"
     text = render_card(student, chain=chain, evals=evals, recipe=recipe if recipe.is_file() else None,
                        searched=searched)

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 TASK_NAMES = ["aime24", "aime25", "math500", "custom"]   # distill.stages.evaluate.tasks.TASKS
 DEFAULT_SAMPLES = 16
+# lm-eval model arguments that model_args must not override: distill sets them from its own options, checked against
+# the prompts and the model's positions (a smaller max_model_len there would make lm-eval cut prompts from the left:
+# lm_eval.models.utils.maybe_truncate).
+SHADOWED_MODEL_ARGS = ("pretrained", "max_model_len", "max_length", "max_gen_toks", "seed", "tensor_parallel_size",
+                       "data_parallel_size")
 
 
 @dataclass
@@ -39,7 +44,8 @@ class EvalConfig:
     temperature: float = option(0.6, "sampling temperature")
     top_p: float = option(0.95, "nucleus sampling top-p")
     max_tokens: int = option(32768, "most new tokens per completion")
-    seed: int = option(0, "sampling seed")
+    seed: int = option(0, "sampling seed (with --data-parallel-size > 1 each sampled completion gets a seed of its "
+                          "own, derived from this, the prompt and the copy)")
     force_think: bool = option(False, "start the answer with '<think>\\n' (prefill), as DeepSeek recommends for "
                                       "models that sometimes skip their reasoning")
 
@@ -50,14 +56,15 @@ class EvalConfig:
     tensor_parallel_size: int = option(1, "vllm: GPUs per model replica")
     data_parallel_size: int = option(1, "vllm: model replicas (needs ray)")
     max_model_len: int | None = option(None, "vllm/hf context length (default: longest prompt + --max-tokens; "
-                                             "must cover both)")
+                                             "must cover both and stay within the model's positions)")
     gpu_memory_utilization: float = option(0.9, "vllm: share of GPU memory for weights + KV cache")
     batch_size: str = option("auto", "lm-eval batch size (auto: vllm schedules itself; hf uses n)")
     chunk_completions: int = option(2048, "completions per lm-eval call; each finished chunk is saved and a "
                                           "rerun skips it (0: everything in one call)")
     trust_remote_code: bool = option(False, "allow custom code from the model repository")
     model_args: dict[str, Any] = option({}, "extra keyword arguments for lm-eval's model (e.g. enforce_eager: "
-                                            "true)", flag=False)
+                                            "true); not the ones distill sets from its own options (max_model_len, "
+                                            "seed, parallel sizes ...)", flag=False)
 
     # ------------------------------------------------------------------ scoring (distill.verify)
     verify_mode: str | None = option(None, "answer comparison (default: the task's; aime: integers 0-999, "
@@ -102,6 +109,11 @@ class EvalConfig:
             raise ValueError(f"verify_timeout must be > 0 seconds, got {self.verify_timeout}")
         if self.verify_workers is not None and self.verify_workers < 0:
             raise ValueError(f"verify_workers must be >= 0, got {self.verify_workers}")
+        shadowed = [k for k in SHADOWED_MODEL_ARGS if k in self.model_args]
+        if shadowed:
+            raise ValueError(f"model_args sets {', '.join(shadowed)}: distill sets these from its own options "
+                             "(--model, --max-model-len, --max-tokens, --seed, --tensor-parallel-size, "
+                             "--data-parallel-size); pass them there")
         if self.completions is not None and self.force_think:
             raise ValueError("--force-think is a sampling option; with --completions say --prompt-has-think "
                              "if the prompts were prefilled with <think>")

@@ -44,7 +44,9 @@ def new_record(plan: Plan) -> RunRecord:
 
 def base_counts(plan: Plan) -> dict[str, Any]:
     return {"problems": plan.problems_total, "problems_in_shard": plan.shard_problems,
-            "problems_pending": plan.pending_problems, "completions_existing": plan.existing}
+            "problems_pending": plan.pending_problems, "completions_existing": plan.existing,
+            "problems_without_answer": len(plan.without_answer),
+            "problems_without_answer_rows": plan.without_answer[:20]}
 
 
 def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:

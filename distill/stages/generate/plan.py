@@ -4,6 +4,7 @@ folder checks, the (id, sample) pairs still missing, and one engine request per 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,12 +74,21 @@ class Plan:
     problems_total: int
     shard_problems: int
     existing: int
+    without_answer: list[str] = field(default_factory=list)   # rows (file:line) with no gold: no verdicts
     jobs: list[Job] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
 
     @property
     def pending_problems(self) -> int:
         return len({j.problem.id for j in self.jobs})
+
+
+def problems_digest(problems: list[Problem]) -> str:
+    """A fingerprint of what the traces depend on in the problems file: ids, problem texts and golds."""
+    h = hashlib.sha256()
+    for p in problems:
+        h.update(json.dumps([p.id, p.problem, p.answer]).encode("utf-8"))
+    return h.hexdigest()[:16]
 
 
 def sampling_of(cfg: GenerateConfig) -> Sampling:
@@ -111,14 +121,16 @@ def prepare(cfg: GenerateConfig) -> Plan:
     shard_path = out / shard_file
     record_dir = out if cfg.num_shards == 1 else out / "runs" / Path(shard_file).stem
     settings = {**cfg.trace_settings(), "prompt_form": form,
-                "teacher": canonical_path(cfg.teacher), "dataset": canonical_path(cfg.dataset)}
+                "teacher": canonical_path(cfg.teacher), "dataset": canonical_path(cfg.dataset),
+                "problems_sha": problems_digest(problems)}
     prepare_folder(out, shard_path, record_dir, settings, overwrite=cfg.overwrite, num_shards=cfg.num_shards)
     # Opening the writer cuts a partial last line, so the scan below sees only whole rows.
     ShardWriter(shard_path).close()
     done, first = scan_done(shard_path)
     check_first_row(first, cfg, shard_path)
     plan = Plan(cfg, engine_name, out, shard_path, record_dir, len(problems), len(mine),
-                existing=sum(len(v) for v in done.values()))
+                existing=sum(len(v) for v in done.values()),
+                without_answer=list(getattr(problems, "missing_answers", [])) if answer_column else [])
     todo = [(p, runs) for p in mine if (runs := missing_runs(done.get(p.id, set()), cfg.num_samples))]
     if not todo:
         return plan

@@ -76,8 +76,10 @@ class GRPOStageConfig:
     vllm_mode: str = option("colocate", "colocate: vLLM shares the training GPUs; server: a separate "
                                         "`trl vllm-serve` on other GPUs", choices=["colocate", "server"])
     vllm_tensor_parallel_size: int = option(1, "tensor-parallel size of the vLLM engine")
-    vllm_gpu_memory_utilization: float = option(0.3, "share of GPU memory vLLM may take (colocate: leave room "
-                                                     "for training)")
+    vllm_gpu_memory_utilization: float = option(0.3, "colocate: share of each training GPU's memory vLLM may take "
+                                                     "(leave room for training)")
+    vllm_server_gpu_memory_utilization: float = option(0.9, "server mode: share of the server's own GPUs vLLM may "
+                                                            "take (nothing else runs there; trl vllm-serve's default)")
     vllm_enable_sleep_mode: bool = option(False, "colocate: offload vLLM weights/cache during the optimizer step")
     vllm_max_model_length: int | None = option(None, "vLLM context (>= prompt + max_completion_length; default: "
                                                      "the model's)")
@@ -87,7 +89,8 @@ class GRPOStageConfig:
     vllm_data_parallel_size: int = option(1, "server mode: data-parallel engines of `trl vllm-serve`")
 
     # ------------------------------------------------------------------ hardware and launch
-    bf16: bool | None = option(None, "train in bfloat16 (default: yes on CUDA, no on CPU)")
+    bf16: bool | None = option(None, "bfloat16 mixed precision (default: yes on CUDA, no on CPU); the policy keeps "
+                                     "fp32 master weights unless DeepSpeed holds them (distill.stages.grpo.trl_args)")
     gradient_checkpointing: bool = option(True, "recompute activations to save memory")
     strategy: str = option("ddp", "multi-GPU strategy, recipes/accelerate/<strategy>.yaml",
                            choices=["ddp", "zero2", "zero3", "fsdp"])
@@ -157,8 +160,9 @@ class GRPOStageConfig:
                              "num_processes")
         if self.beta < 0:
             raise ValueError(f"beta (KL coefficient) must be >= 0, got {self.beta}")
-        if not 0 < self.vllm_gpu_memory_utilization <= 1:
-            raise ValueError(f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}")
+        for name in ("vllm_gpu_memory_utilization", "vllm_server_gpu_memory_utilization"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.vllm_tensor_parallel_size < 1 or self.vllm_data_parallel_size < 1:
             raise ValueError("vllm_tensor_parallel_size and vllm_data_parallel_size must be >= 1")
         if self.eval_problems < 0 or self.eval_samples < 1 or self.eval_every < 0:

@@ -29,7 +29,9 @@ def vllm_serve_command(cfg: Any, *, host: str = "0.0.0.0") -> list[str]:
     cmd = ["trl", "vllm-serve", "--model", cfg.model,
            "--tensor_parallel_size", str(cfg.vllm_tensor_parallel_size),
            "--data_parallel_size", str(cfg.vllm_data_parallel_size),
-           "--gpu_memory_utilization", str(cfg.vllm_gpu_memory_utilization),
+           # The server's GPUs are its own: not the colocate share (vllm_gpu_memory_utilization, 0.3), which would
+           # leave 70% of them idle and starve the KV cache.
+           "--gpu_memory_utilization", str(cfg.vllm_server_gpu_memory_utilization),
            "--host", host, "--port", str(cfg.vllm_server_port),
            "--dtype", "bfloat16" if cfg.bf16 is not False else "float32"]
     if cfg.vllm_max_model_length:

@@ -108,6 +108,8 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = trainer.state.global_step
     record.counts["steps"] = steps
+    if steps == 0 and not stop.requested:
+        _refuse_empty_run(cfg, args, len(data.train), record, out, main_process)
     if stop.requested:
         if main_process:
             record.write(out, status="partial")
@@ -126,6 +128,18 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- pieces
+def _refuse_empty_run(cfg: GRPOStageConfig, args: Any, problems: int, record: RunRecord, out: Path,
+                      main_process: bool) -> None:
+    """Zero optimizer steps is a failed run, never "complete" (TRL drops a last batch it cannot fill)."""
+    prompts = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+    prompts //= max(1, cfg.num_generations)
+    if main_process:
+        record.write(out, status="failed")
+    raise DistillError(f"grpo trained 0 steps: {problems} training problem(s) do not fill one batch of {prompts} "
+                       f"prompts x {cfg.num_generations} generations; add problems, or lower "
+                       "per_device_train_batch_size / raise num_generations")
+
+
 def _same_run(previous: dict[str, Any], cfg: GRPOStageConfig) -> bool:
     """Whether a run.json records this config (how the run was started, --resume/--overwrite, aside)."""
     def strip(d: dict[str, Any]) -> dict[str, Any]:

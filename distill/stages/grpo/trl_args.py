@@ -53,6 +53,32 @@ def resolve_generation(generation: str, *, cuda: bool, have_vllm: bool) -> str:
     return "vllm" if cuda and have_vllm else "transformers"
 
 
+def uses_deepspeed(cfg: Any) -> bool:
+    """Whether the training ranks run under DeepSpeed: ``--accelerate-config`` says so, or the strategy is ZeRO and
+    the run is relaunched on several processes (one process without a config file runs plain PyTorch)."""
+    if cfg.accelerate_config:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(cfg.accelerate_config).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return False      # the launcher reports an unreadable file; load weights in fp32 meanwhile
+        return isinstance(data, dict) and data.get("distributed_type") == "DEEPSPEED"
+    return cfg.num_processes > 1 and cfg.strategy in ("zero2", "zero3")
+
+
+def master_dtype(cfg: Any, *, bf16: bool) -> str:
+    """The dtype the policy is loaded in (TRL's ``model_init_kwargs["dtype"]``), which is also the dtype AdamW updates.
+
+    bf16 holds 8 bits of mantissa: at weights of magnitude ~1 its step is 2**-7, so AdamW's first updates at the
+    recipes' learning rate of 1e-6 round away entirely. So the policy keeps fp32 master weights and ``bf16=True``
+    makes the forward and backward run under bf16 autocast, except where the engine keeps its own fp32 master copy:
+    DeepSpeed (bf16 weights, fp32 master and Adam states in its optimizer). FSDP2 upcasts low-precision trainable
+    weights to fp32 itself (accelerate's ``fsdp2_prepare_model``), so fp32 costs it nothing extra.
+    """
+    return "bfloat16" if bf16 and uses_deepspeed(cfg) else "float32"
+
+
 def trl_kwargs(cfg: Any, *, reward_weights: list[float], cuda: bool, have_vllm: bool = True) -> dict[str, Any]:
     """Keyword arguments of ``trl.GRPOConfig`` for this run, as a GPU node (``cuda=True``) or this machine."""
     engine = resolve_generation(cfg.generation, cuda=cuda, have_vllm=have_vllm)
@@ -92,7 +118,7 @@ def trl_kwargs(cfg: Any, *, reward_weights: list[float], cuda: bool, have_vllm: 
         "bf16": bf16,
         "fp16": False,
         "gradient_checkpointing": cfg.gradient_checkpointing,
-        "model_init_kwargs": {"dtype": "bfloat16" if bf16 else "float32"},
+        "model_init_kwargs": {"dtype": master_dtype(cfg, bf16=bf16)},
         "trust_remote_code": cfg.trust_remote_code,
         # logging and checkpoints (our callbacks write the metrics; TRL's completion tables stay off)
         "logging_steps": cfg.logging_steps,

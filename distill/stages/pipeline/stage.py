@@ -117,6 +117,20 @@ def _clear_output(step: Step, root: Path, why: str) -> None:
     clear(step.out, step.stage)
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    """``pipeline.json`` (each step's status and lineage), or a fresh one; a damaged file is one clear error."""
+    if not path.is_file():
+        return {"steps": {}}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        state = exc
+    if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
+        raise DistillError(f"{path} is damaged ({state if isinstance(state, Exception) else 'not a pipeline state'});"
+                           " delete it and rerun: finished steps are still recognised by their run.json files")
+    return state
+
+
 # Commands that continue an interrupted run of the same config in their folder (checkpoints, shards, chunks).
 RESUMING = ("sft", "grpo", "generate", "eval")
 
@@ -142,7 +156,7 @@ def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "pipeline.json"
-    state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.is_file() else {"steps": {}}
+    state = _read_state(state_path)
     state["config"] = config_to_dict(cfg)
 
     def save() -> None:

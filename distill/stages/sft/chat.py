@@ -147,13 +147,48 @@ def install_chat_template(tokenizer: Any, fmt: ChatFormat) -> TemplateInstall:
                            needed)
 
 
+def embedding_rows(model: Any) -> int:
+    """Rows of the model's input embedding, also when DeepSpeed ZeRO-3 has partitioned it.
+
+    Under ZeRO-3 (``zero3_init``) every parameter's ``.data`` is an empty placeholder (``weight.shape ==
+    torch.Size([0])``) and the full shape lives in ``weight.ds_shape`` (DeepSpeed's
+    ``_convert_to_deepspeed_param``: ``param.ds_shape = param.shape``, ``param.ds_numel = param.numel()``). A
+    meta-device weight keeps its shape. Failing both, the config's ``vocab_size``; never a guess of 0.
+    """
+    weight = model.get_input_embeddings().weight
+    ds_shape = getattr(weight, "ds_shape", None)
+    if ds_shape is not None and len(ds_shape) == 2:
+        return int(ds_shape[0])
+    if weight.dim() == 2 and weight.shape[0] > 0:
+        return int(weight.shape[0])
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and vocab > 0:
+        return vocab
+    raise DistillError(f"cannot tell the embedding's size (weight shape {tuple(weight.shape)}, no ds_shape, no "
+                       "vocab_size in the config): refusing to resize it")
+
+
+def parameter_count(model: Any, *, trainable_only: bool = False) -> int:
+    """Parameters of ``model``, counting ZeRO-3-partitioned ones at their full size (``ds_numel``), as transformers'
+    ``get_model_param_count`` does; ``p.numel()`` of a partitioned parameter is 0."""
+    return sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters()
+               if p.requires_grad or not trainable_only)
+
+
 def sync_model_tokens(model: Any, tokenizer: Any) -> int:
-    """Make the model agree with the tokenizer: embedding rows, EOS/pad/BOS ids. Returns rows added."""
-    rows = model.get_input_embeddings().weight.shape[0]
+    """Make the model agree with the tokenizer: embedding rows, EOS/pad/BOS ids. Returns rows added.
+
+    The embedding only grows, and only when the tokenizer has ids past its last row: the Qwen2.5 bases carry
+    152,064 rows (151,936 for 1.5B) for a tokenizer of 151,665 ids, and those padding rows stay.
+    """
+    rows = embedding_rows(model)
     added = 0
     if len(tokenizer) > rows:
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64, mean_resizing=True)
-        added = model.get_input_embeddings().weight.shape[0] - rows
+        added = embedding_rows(model) - rows
+        if added <= 0:  # pragma: no cover - transformers rounds up to a multiple of 64 >= len(tokenizer)
+            raise DistillError(f"embedding resize from {rows} rows for {len(tokenizer)} tokens did not grow it")
     for cfg in (model.config, model.generation_config):
         cfg.eos_token_id = tokenizer.eos_token_id
         cfg.pad_token_id = tokenizer.pad_token_id

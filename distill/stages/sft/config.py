@@ -9,6 +9,7 @@ validates a recipe without touching a model.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from distill.config import option
@@ -24,7 +25,8 @@ RUN_CONTROL = ("resume", "overwrite", "plan", "gpu_memory_gib", "keep_checkpoint
 class SFTStageConfig:
     # ------------------------------------------------------------------ what to train, on what, where
     student: str = option("", "student name in the registry: qwen-1.5b, qwen-7b, llama-8b, qwen-14b, qwen-32b, "
-                          "llama-70b, tiny-qwen, tiny-llama")
+                          "llama-70b, tiny-qwen, tiny-llama; without --recipe, its recipes/students/<name>.yaml is "
+                          "read (flags and --set override it)")
     model: str = option("", "model to train, a local folder or hub id (default: the student's base model; the "
                         "tiny students have none: make one with 'distill tiny')")
     dataset: str = option("", "SFT data: a 'distill filter' folder (datasets.save_to_disk), a .jsonl/.parquet file "
@@ -107,6 +109,18 @@ class SFTStageConfig:
     report_to: str = option("none", "experiment tracker", choices=["none", "tensorboard", "wandb"])
     dataset_num_proc: int | None = option(None, "processes for tokenizing the dataset (default: one)")
 
+    @classmethod
+    def implied_recipe(cls, values: dict[str, Any]) -> Path | None:
+        """``recipes/students/<student>.yaml`` when a student is named without ``--recipe`` (flags and ``--set``
+        still override it); None when there is no such file (an unknown name is reported by the config)."""
+        from distill.launch import recipes_dir
+
+        student = values.get("student")
+        if not isinstance(student, str) or not student or Path(student).name != student:
+            return None
+        path = recipes_dir() / "students" / f"{student}.yaml"
+        return path if path.is_file() else None
+
     def __post_init__(self) -> None:
         from distill.errors import DistillError
         from distill.students import get_student
@@ -147,7 +161,8 @@ class SFTStageConfig:
                      else f"{self.student}'s {student.max_positions} positions")
             raise ValueError(
                 f"max_length {self.max_length} exceeds {where}: lower max_length, or extend the context (set "
-                f"max_position_embeddings and rope_theta); recipes/students/{self.student}.yaml has settings that fit")
+                f"max_position_embeddings and rope_theta), as recipes/students/{self.student}.yaml does (read "
+                f"by default when no --recipe is given)")
 
 
 def train_fingerprint(cfg: SFTStageConfig) -> str:
