@@ -114,6 +114,32 @@ def check_writable(out: str | Path) -> None:
         raise DistillError(f"--out {out}: {probe} is not writable; choose a writable folder")
 
 
+def check_ours(out: str | Path, command: str) -> None:
+    """Raise :class:`DistillError` unless ``out`` is missing or empty, or was made by ``distill COMMAND`` (its
+    marker, or, from before markers, a ``run.json`` of that stage).
+
+    For commands that write fixed file names straight into ``out`` (``results.json``, ``train.jsonl`` ...): in a
+    folder someone else filled they would replace that person's files of the same names.
+    """
+    path = Path(out)
+    if is_empty(path) or not path.is_dir():
+        return
+    maker = made_by(path)
+    if maker == command:
+        return
+    if maker is not None:
+        raise DistillError(f"--out {path} holds the output of 'distill {maker}', not 'distill {command}': "
+                           "choose another --out")
+    try:
+        stage = json.loads((path / "run.json").read_text(encoding="utf-8")).get("stage")
+    except (OSError, ValueError, AttributeError):
+        stage = None
+    if stage != command:
+        raise DistillError(f"--out {path} already holds files distill did not write (no {MARKER} in it), and "
+                           f"'distill {command}' would replace those with the names it writes: choose a new or "
+                           "empty folder for --out")
+
+
 def prepare_out(out: str | Path, command: str, *, overwrite: bool) -> Path:
     """Make ``out`` ready for ``distill COMMAND``: created and marked; with ``overwrite`` cleared first.
 

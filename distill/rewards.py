@@ -183,23 +183,31 @@ def make_r1_zero_format_reward(*, prompt_has_think: bool = False) -> RewardFn:
 # ---------------------------------------------------------------- language consistency
 
 
-def make_language_consistency_reward(*, lang: str = "en", prompt_has_think: bool = False) -> RewardFn:
+def make_language_consistency_reward(
+    *, lang: str = "en", problem_column: str = "problem", prompt_has_think: bool = False
+) -> RewardFn:
     """Share of ``lang`` words in the chain of thought (the ``<think>`` part; the whole text without tags).
+
+    The filter's measure (:func:`distill.verify.language.language_consistency`): ``lang`` is a code of the
+    language identifier, or ``"auto"``: each row's problem (column ``problem_column``) sets the target. A
+    quotation of the problem in the chain of thought does not count against it.
 
     Example:
         >>> make_language_consistency_reward()(["<think>We add 面积</think> 5"])
         [0.5]
     """
-    if lang not in LANGUAGES:
-        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
+    if lang != "auto" and lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of 'auto' or the identifier's codes ({' '.join(LANGUAGES)}), got {lang!r}")
 
     def language_consistency_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        problems = kwargs.get(problem_column)
         out: list[float | None] = []
-        for c in completions:
+        for i, c in enumerate(completions):
             text = completion_text(c)
             parts = split_think(text, prompt_has_think=prompt_has_think)
             cot = parts.reasoning if parts.reasoning is not None else text
-            out.append(language_consistency(cot, lang))
+            problem = problems[i] if problems is not None else None
+            out.append(language_consistency(cot, lang, problem=problem if isinstance(problem, str) else None))
         return out
 
     return language_consistency_reward

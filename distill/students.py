@@ -12,6 +12,7 @@ without downloading a config. Shapes are those of the base models' published ``c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from distill.errors import DistillError
 
@@ -49,6 +50,27 @@ class Student:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def hf_config(self, *, rope_theta: float | None = None, max_position_embeddings: int | None = None) -> Any:
+        """A transformers config of the base's shape, with a recipe's context extension applied the way
+        ``distill sft`` applies it (:func:`distill.stages.sft.context.apply_context_extension`): the
+        ``config.json`` the trained student will carry, built offline. The shape and RoPE base only: the
+        Llama bases' own rope scaling is not in the registry.
+
+        >>> get_student("qwen-7b").hf_config(rope_theta=3e5, max_position_embeddings=131072).max_position_embeddings
+        131072
+        """
+        from transformers import LlamaConfig, Qwen2Config
+
+        from distill.stages.sft.context import apply_context_extension
+
+        cls = Qwen2Config if self.arch == "qwen2" else LlamaConfig
+        config = cls(vocab_size=self.vocab, hidden_size=self.hidden, intermediate_size=self.intermediate,
+                     num_hidden_layers=self.layers, num_attention_heads=self.heads, num_key_value_heads=self.kv_heads,
+                     max_position_embeddings=self.max_positions, tie_word_embeddings=self.tied_embeddings,
+                     rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta})
+        apply_context_extension(config, rope_theta=rope_theta, max_position_embeddings=max_position_embeddings)
+        return config
 
 
 #        name          base model                           arch    L   hidden heads kv  inter   vocab   tied   max_pos  rope_theta  paper AIME24

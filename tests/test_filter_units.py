@@ -243,20 +243,21 @@ def test_parallel_row_filters_agree_with_serial(tmp_path):
     "12 + 34 = 46 -> 6",
     "wait let me check " * 20,
 ])
-def test_ascii_shortcut_equals_language_consistency(text):
-    from distill.stages.filter.rules import _consistency
-    from distill.verify import language_consistency
+def test_ascii_english_reads_english(text):
+    from distill.verify.language import paragraph_consistency
 
-    assert _consistency(text, "en") == language_consistency(text, "en") == 1.0
-    assert _consistency(text, "zh") == language_consistency(text, "zh")
+    assert paragraph_consistency(text, "en") == (1.0, 1.0)
+    assert paragraph_consistency(text, "auto", problem="What is 2+2?") == (1.0, 1.0)
 
 
-def test_non_ascii_text_takes_the_full_measure():
-    from distill.stages.filter.rules import _consistency
-    from distill.verify import language_consistency
+def test_ascii_is_not_english_by_itself():
+    # The filter used to read every ASCII text as English (Latin script): Spanish without accents passed.
+    from distill.verify.language import paragraph_consistency
 
-    text = "We compute 面积 then divide by π ≈ 3.14"
-    assert _consistency(text, "en") == language_consistency(text, "en") < 1.0
+    spanish = "Entonces el resultado es ocho porque la suma de los dos numeros es dieciseis."
+    assert paragraph_consistency(spanish, "en")[0] == 0.0
+    assert paragraph_consistency(spanish, "es") == (1.0, 1.0)
+    assert paragraph_consistency("We compute 面积 then divide by π ≈ 3.14", "en")[0] == pytest.approx(5 / 7)
 
 
 def test_chat_prompt_with_prefilled_think_and_generator_split():

@@ -329,7 +329,7 @@ def test_qwen_math_recipes_extend_the_context():
 
     for name in ("qwen-1.5b", "qwen-7b"):
         cfg = resolve_config(SFTStageConfig, "sft", recipe=REPO / "recipes" / "students" / f"{name}.yaml")
-        assert cfg.max_position_embeddings == 32768 and cfg.rope_theta == 300000.0
+        assert cfg.max_position_embeddings == 131072 and cfg.rope_theta == 300000.0
 
 
 # ---------------------------------------------------------------------------------------------- planning

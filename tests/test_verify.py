@@ -374,8 +374,9 @@ def test_language_consistency() -> None:
     assert language_consistency("Let x be a number, θ an angle") == 1.0  # single letters are variables
     assert language_consistency("```python\nпечать = 1\n```\nDone here") == 1.0  # code is ignored
     assert language_consistency("Итак, ответ пять") == 0.0
+    assert language_consistency("Donc la réponse est huit.", lang="fr") == 1.0  # any code of the identifier
     with pytest.raises(ValueError, match="lang"):
-        language_consistency("x", lang="fr")
+        language_consistency("x", lang="xx")
 
 
 def test_is_mixed_language() -> None:

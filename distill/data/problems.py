@@ -144,7 +144,7 @@ def load_problems(source: str, *, split: str | None = None, subset: str | None =
         source, split, subset, trust_remote_code)
     if not rows:
         raise DataError(f"{source}: no rows")
-    columns = list(rows[0].keys())
+    columns = [c for c in rows[0] if c != LINE_KEY]
     for col, flag in ((problem_column, "--problem-column"), (answer_column, "--answer-column"),
                       (id_column, "--id-column")):
         if col and col not in columns:

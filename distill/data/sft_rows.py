@@ -122,7 +122,18 @@ def read_sft_folder(path: Path, *, split: str = "train", eval_split: str = "") -
     if not any((path / marker).exists() for marker in SAVE_TO_DISK_MARKERS):
         raise DataError(f"{path} is not a datasets.save_to_disk folder (no dataset_dict.json or "
                         "dataset_info.json): pass the folder 'distill filter' wrote, or a .jsonl/.parquet file")
-    loaded = datasets.load_from_disk(str(path))
+    record = _run_record(path)
+    if record.get("stage") == "filter" and record.get("status") != "complete":
+        kept = (record.get("counts") or {}).get("rows_kept")
+        raise DataError(f"{path}: the 'distill filter' run there did not finish with data (run.json status "
+                        f"{record.get('status')!r}{f', {kept} rows kept' if kept is not None else ''}): nothing to "
+                        "train on; see its filter_stats.json, loosen the filters or add traces, and filter again")
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # datasets raises many types for a damaged or empty folder
+        raise DataError(f"{path}: cannot read the dataset saved there ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200] or 'no data files'}); rerun 'distill filter' to write it "
+                        "again") from None
     if not isinstance(loaded, datasets.DatasetDict):
         return loaded, None, [split]
     splits = list(loaded)
@@ -130,6 +141,17 @@ def read_sft_folder(path: Path, *, split: str = "train", eval_split: str = "") -
         raise DataError(f"{path}: no split {split!r}; it has {', '.join(splits)} (set dataset_split)")
     evalset = loaded[eval_split] if eval_split and eval_split in loaded else None
     return loaded[split], evalset, splits
+
+
+def _run_record(path: Path) -> dict[str, Any]:
+    """The folder's ``run.json`` as a mapping (empty when it has none or it is unreadable)."""
+    import json
+
+    try:
+        record = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def check_columns(ds: Any, source: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DataError, DistillError
-from distill.outdir import prepare_out
+from distill.outdir import MARKER, made_by, mark, prepare_out
 from distill.runinfo import RUN_FILE, read_run
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,13 @@ def shard_lock(out: Path, shard_file: str) -> Iterator[None]:
     import fcntl
     import platform
 
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f".{shard_file}.lock"
-    fh = path.open("a+")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a+")
+    except OSError as exc:
+        raise DistillError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") \
+            from None
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -123,25 +127,35 @@ def prepare_folder(out: Path, shard_path: Path, record_dir: Path, settings: dict
     """Refuse to mix settings in one folder; with ``overwrite`` clear this run's files first.
 
     With one shard ``overwrite`` clears the whole folder's shards, run record and settings; with several, only
-    this shard and its run record (the other shards may be written by other jobs). Then the folder's
-    ``generate-settings.json`` must equal ``settings`` (written when there is none).
+    this shard and its run record (the other shards may be written by other jobs), and only when the other
+    shards' settings are this run's: a refused run deletes nothing. Then the folder's ``generate-settings.json``
+    must equal ``settings`` (written when there is none). A ``run.json`` that is not a ``distill generate`` record
+    (someone else's file) is never replaced, and ``--overwrite`` deletes files only in a folder that
+    ``distill generate`` made.
     """
-    other = read_run(out)
-    if other and other.get("stage") not in (None, "generate"):
-        raise DistillError(f"{out} holds the output of 'distill {other.get('stage')}', not traces; pick another --out")
+    record = record_dir / RUN_FILE
+    for folder in dict.fromkeys((out, record_dir)):
+        other = read_run(folder)
+        if (folder / RUN_FILE).exists() and (other is None or other.get("stage") != "generate"):
+            what = f"the output of 'distill {other.get('stage')}'" if other and other.get("stage") else \
+                f"a {RUN_FILE} that is not a 'distill generate' record"
+            raise DistillError(f"{folder} holds {what}, not traces; pick another --out")
     settings_path = out / SETTINGS_FILE
     if overwrite:
-        if num_shards == 1:
-            victims = [*out.glob(SHARD_GLOB), out / RUN_FILE, settings_path]
-        else:
-            victims = [shard_path, record_dir / RUN_FILE]
-        for path in victims:
-            if path.is_file():
-                log.info("--overwrite: removing %s", path)
-                path.unlink()
-        if settings_path.is_file() and _holds_rows(out):
+        victims = [*out.glob(SHARD_GLOB), record, settings_path] if num_shards == 1 else [shard_path, record]
+        victims = [p for p in victims if p.is_file()]
+        if victims and not _made_by_generate(out):
+            raise DistillError(f"--out {out} was not made by 'distill generate' (no {MARKER} in it), so --overwrite "
+                               f"will not delete {victims[0].name} there; delete it yourself if you mean to, or "
+                               "choose another --out")
+        others_hold_rows = num_shards > 1 and _holds_rows(out, besides=shard_path)
+        if others_hold_rows and settings_path.is_file():
             # The other shards keep their rows: one shard's --overwrite cannot change the folder's settings.
             check_settings(out, settings_path, settings, other_shards=True)
+        for path in victims:
+            log.info("--overwrite: removing %s", path)
+            path.unlink()
+        if others_hold_rows and settings_path.is_file():
             return
     elif settings_path.is_file() and _holds_rows(out):
         check_settings(out, settings_path, settings)
@@ -149,15 +163,31 @@ def prepare_folder(out: Path, shard_path: Path, record_dir: Path, settings: dict
     elif any(out.glob(SHARD_GLOB)):
         raise DistillError(f"{out} holds trace shards but no {SETTINGS_FILE}, so they cannot be checked against "
                            "this run's settings; pick another --out or pass --overwrite")
+    fresh = _only_bookkeeping(out)
     prepare_out(out, "generate", overwrite=False)      # created, and marked as traces when new
+    if fresh:
+        mark(out, "generate")                           # new, though the shard lock was made in it first
     tmp = out / f".{SETTINGS_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, settings_path)
 
 
-def _holds_rows(out: Path) -> bool:
-    """Whether any shard of ``out`` holds a row: settings left by a run that wrote none bind nothing."""
-    return any(p.is_file() and p.stat().st_size > 0 for p in out.glob(SHARD_GLOB))
+def _made_by_generate(out: Path) -> bool:
+    """Whether ``distill generate`` made ``out``: its marker, or (a folder from before markers) its settings file."""
+    return made_by(out) == "generate" or (made_by(out) is None and (out / SETTINGS_FILE).is_file())
+
+
+def _only_bookkeeping(out: Path) -> bool:
+    """Whether ``out`` is missing or holds nothing but distill's marker and shard locks (a folder just made)."""
+    if not out.is_dir():
+        return not out.exists()
+    return all(p.name == MARKER or (p.name.startswith(".shard-") and p.name.endswith(".lock")) for p in out.iterdir())
+
+
+def _holds_rows(out: Path, besides: Path | None = None) -> bool:
+    """Whether any shard of ``out`` (but ``besides``) holds a row: settings left by a run that wrote none bind
+    nothing."""
+    return any(p.is_file() and p.stat().st_size > 0 and p != besides for p in out.glob(SHARD_GLOB))
 
 
 def check_settings(out: Path, settings_path: Path, settings: dict[str, Any], *, other_shards: bool = False) -> None:

@@ -51,8 +51,8 @@ class RequestError(EngineError):
     Engines yield it in place of that request's completions instead of raising, so a long run is not
     stopped by one bad prompt; the generate stage logs and counts it, writes nothing for it, and a rerun
     retries it. ``permanent``: the request can never succeed under the run's settings (a prompt that does not
-    fit the model's context with ``max_tokens`` new tokens): the generate stage records it as such, so a
-    rerun that meets it again does not count it as a new failure.
+    fit the model's context with ``max_tokens`` new tokens): the generate stage lists it in run.json and does
+    not hold the run "partial" for it, so a rerun that meets it again ends the same way instead of looping.
     """
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:

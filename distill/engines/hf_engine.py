@@ -119,8 +119,8 @@ class HFEngine(BaseEngine):
             return None
         return RequestError(f"hf engine: the prompt has {prompt_tokens} tokens; with --max-tokens "
                             f"{sampling.max_tokens} it needs {prompt_tokens + sampling.max_tokens}, more than "
-                            f"{self.model_name}'s context of {self.context} tokens ({self.context_source}): "
-                            "skipped, it can never fit with these settings", permanent=True)
+                            f"{self.model_name}'s context of {self.context} tokens ({self.context_source}), so it "
+                            "can never fit with these settings", permanent=True)
 
     def _generation_kwargs(self, sampling: Sampling, n: int) -> dict[str, Any]:
         from transformers import GenerationConfig

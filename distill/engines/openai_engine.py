@@ -23,7 +23,15 @@ with exponential backoff and jitter (``Retry-After`` is honoured). A 400/413/422
 it is yielded as a ``RequestError`` and the stream goes on. Other 4xx (a bad key, an unknown model) stop the
 run at once. After the last retry the error names the endpoint and the final status. The API key is read from an environment variable
 (``api_key_env``) when the engine starts and is sent only in the ``Authorization`` header: it is never
-logged, stored in a config or written to disk.
+logged, stored in a config or written to disk. Whatever a server sends back (a 401 body that echoes the
+``Authorization`` header, a completion that quotes it), every message this engine logs or raises and every
+completion it returns has the key, and the value of any secret-looking environment variable
+(``distill.runinfo.scrub``), replaced by ``<redacted>``.
+
+Answers are checked before they become completions: a message whose content is null (with no separate
+reasoning) or not text, or a response without choices, refuses that request (a ``RequestError``: counted,
+nothing written, retried by a rerun) rather than passing on an empty completion; token counts that are not
+whole numbers are left empty (one warning) rather than stopping the run.
 """
 
 from __future__ import annotations
@@ -32,12 +40,13 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlparse
 
 from distill.engines import BaseEngine, Completion, EngineError, Request, RequestError, Sampling
+from distill.runinfo import scrub
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,11 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # Client errors about one request (its prompt, its length): that request is skipped, the run goes on. Other
 # 4xx (401/403 key, 404 model name ...) would fail every request: they stop the run.
 REQUEST_STATUSES = frozenset({400, 413, 422})
+# Longest server text quoted in a message (after the key is taken out of it).
+QUOTE_CHARS = 300
+# Shorter keys are not scrubbed from text (they would mangle ordinary words; no real key is that short).
+MIN_SECRET_CHARS = 8
+REDACTED = "<redacted>"
 
 
 class OpenAIEngine(BaseEngine):
@@ -75,6 +89,8 @@ class OpenAIEngine(BaseEngine):
         self.max_backoff = max_backoff
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(api_key_env) if api_key_env else None
+        self._secrets = [key] if key and len(key) >= MIN_SECRET_CHARS else []
+        self._warned_usage = False
         if key:
             headers["Authorization"] = f"Bearer {key}"
         else:
@@ -86,6 +102,14 @@ class OpenAIEngine(BaseEngine):
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIEngine(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
+
+    def _safe(self, text: str, limit: int | None = None) -> str:
+        """``text`` without the API key or any secret-looking environment value, then cut to ``limit`` chars
+        (cut after scrubbing, so a key is never left half-quoted)."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        text = str(scrub(text))
+        return text if limit is None or len(text) <= limit else text[:limit] + "..."
 
     # ------------------------------------------------------------------------------------------ stream
     def stream(self, requests: Sequence[Request],
@@ -151,7 +175,20 @@ class OpenAIEngine(BaseEngine):
             if not add_special_tokens:  # text from a chat template already holds BOS etc. (vLLM, SGLang option)
                 body["add_special_tokens"] = False
         data = self._post(url, body)
-        completion = _parse(data, url, chat)
+        try:
+            completion = _parse(data, url, chat, quote=lambda text: self._safe(text, QUOTE_CHARS))
+        except RequestError as exc:
+            raise RequestError(self._safe(str(exc))) from None
+        if not _usage_ok(data.get("usage")) and not self._warned_usage:
+            self._warned_usage = True
+            log.warning("%s: the response's token usage is not a pair of whole numbers (%s); token counts are "
+                        "left empty for such responses", url, self._safe(repr(data.get("usage")), 100))
+        for secret in self._secrets:
+            if secret in completion.text or secret in (completion.reasoning or ""):
+                log.warning("%s: the server quoted the API key in a completion; it is replaced by %s", url, REDACTED)
+                completion.text = completion.text.replace(secret, REDACTED)
+                if completion.reasoning is not None:
+                    completion.reasoning = completion.reasoning.replace(secret, REDACTED)
         completion.seed = seed
         return completion
 
@@ -168,17 +205,18 @@ class OpenAIEngine(BaseEngine):
             except httpx.TimeoutException:
                 last = f"no response within {self.request_timeout:g} s (--request-timeout)"
             except httpx.TransportError as exc:
-                last = f"connection failed ({type(exc).__name__}: {exc})"
+                last = f"connection failed ({type(exc).__name__}: {self._safe(str(exc), QUOTE_CHARS)})"
             else:
                 if resp.status_code == 200:
                     try:
                         data = resp.json()
                     except ValueError:
-                        raise EngineError(f"{url}: HTTP 200 but the body is not JSON: {resp.text[:300]!r}") from None
+                        raise EngineError(f"{url}: HTTP 200 but the body is not JSON: "
+                                          f"{self._safe(resp.text, QUOTE_CHARS)!r}") from None
                     if not isinstance(data, dict):
-                        raise EngineError(f"{url}: unexpected response body {str(data)[:300]!r}")
+                        raise EngineError(f"{url}: unexpected response body {self._safe(str(data), QUOTE_CHARS)!r}")
                     return data
-                detail = _error_detail(resp)
+                detail = self._safe(_error_detail(resp), QUOTE_CHARS)
                 if resp.status_code in REQUEST_STATUSES:
                     raise RequestError(f"{url}: HTTP {resp.status_code}: {detail}{self._hint(resp.status_code)}")
                 if resp.status_code not in RETRY_STATUSES:
@@ -212,16 +250,17 @@ class OpenAIEngine(BaseEngine):
 
 
 def _error_detail(resp: Any) -> str:
+    """The server's error message, whole (the caller scrubs secrets out of it before cutting it short)."""
     try:
         data = resp.json()
         if isinstance(data, dict):
             err = data.get("error", data)
             msg = err.get("message") if isinstance(err, dict) else err
             if msg:
-                return str(msg)[:300]
+                return str(msg)
     except ValueError:
         pass
-    return (resp.text or resp.reason_phrase or "")[:300]
+    return str(resp.text or resp.reason_phrase or "")
 
 
 def _retry_after(resp: Any) -> float | None:
@@ -232,24 +271,69 @@ def _retry_after(resp: Any) -> float | None:
         return None
 
 
-def _parse(data: dict[str, Any], url: str, chat: bool) -> Completion:
+def _cut(text: str) -> str:
+    return text[:QUOTE_CHARS]
+
+
+def _parse(data: dict[str, Any], url: str, chat: bool, quote: Callable[[str], str] = _cut) -> Completion:
+    """One completion from a 200 response; a ``RequestError`` when it holds no text to keep. ``quote`` turns the
+    server's text into what a message may show (the engine's scrubs secrets out before cutting it short)."""
+
+    def kind(value: Any) -> str:
+        return "null" if value is None else f"{type(value).__name__} {quote(str(value))[:60]!r}"
+
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise EngineError(f"{url}: response has no choices: {str(data)[:300]!r}")
+        raise RequestError(f"{url}: response has no choices: {quote(str(data))!r}")
     choice = choices[0]
-    usage = data.get("usage") or {}
     finish = choice.get("finish_reason")
+    finish = finish if isinstance(finish, str) else None
     if chat:
-        message = choice.get("message") or {}
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise RequestError(f"{url}: the choice has no message (got {kind(message)}): nothing to keep")
         content = message.get("content")
         reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning is not None and not isinstance(reasoning, str):
+            raise RequestError(f"{url}: the message's reasoning is {kind(reasoning)}, not text")
+        if content is not None and not isinstance(content, str):
+            raise RequestError(f"{url}: the message content is {kind(content)}, not text")
         if reasoning:
-            answer = content.strip() if isinstance(content, str) else None
+            answer = content.strip() if content is not None else None
             closed = answer is not None and (answer != "" or finish != "length")
             text = f"<think>\n{reasoning}\n</think>\n\n{answer}" if closed else f"<think>\n{reasoning}"
+        elif content is None:
+            raise RequestError(f"{url}: the message content is null and there is no reasoning: the server "
+                               f"returned no text (finish_reason {finish!r})")
         else:
-            text = content or ""
-            reasoning = None
+            text, reasoning = content, None
     else:
-        text, reasoning = choice.get("text") or "", None
-    return Completion(text, reasoning, finish, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        raw, reasoning = choice.get("text"), None
+        if not isinstance(raw, str):
+            raise RequestError(f"{url}: the choice's text is {kind(raw)}, not text")
+        text = raw
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return Completion(text, reasoning, finish, _token_count(usage.get("prompt_tokens")),
+                      _token_count(usage.get("completion_tokens")))
+
+
+def _token_count(value: Any) -> int | None:
+    """A usage count as a non-negative int (``12``, ``"12"``, ``12.0``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _usage_ok(usage: Any) -> bool:
+    """Whether a response's ``usage`` gives both token counts as whole numbers (absent usage is fine too)."""
+    if usage is None:
+        return True
+    return isinstance(usage, dict) and all(_token_count(usage.get(k)) is not None
+                                           for k in ("prompt_tokens", "completion_tokens"))

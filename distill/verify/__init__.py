@@ -1,6 +1,7 @@
 """The truth layer: is this answer right? One implementation for GRPO rewards, the filter and the eval.
 
-- :mod:`~distill.verify.split` cuts a completion into reasoning and answer (``</think>``);
+- :mod:`~distill.verify.split` cuts a completion into reasoning and answer (``<think>``, Sky-T1's and s1's
+  delimiters, a custom pair);
 - :mod:`~distill.verify.extract` finds the final answer (last ``\\boxed{}``, ``<answer>``, optional phrases);
 - :mod:`~distill.verify.normalize` holds the purely textual normal forms of an answer;
 - :mod:`~distill.verify.equivalence` decides equality (math-verify, or integers for AIME) -> :class:`Verdict`,
@@ -10,7 +11,11 @@
 - :mod:`~distill.verify.batch` (:func:`verify_batch`) does it for many items with a hard per-item time bound,
   on the worker processes of :mod:`~distill.verify.pool` (:mod:`~distill.verify.worker_handle`: one
   worker; :mod:`~distill.verify.dispatch`: one batch through the workers);
-- :mod:`~distill.verify.readability` measures language mixing, paragraphs, code and repetition.
+- :mod:`~distill.verify.readability` measures language mixing, paragraphs, code, truncation, leftover special
+  tokens and repetition;
+- :mod:`~distill.verify.sandbox` runs model-written programs in a sandbox, and :mod:`~distill.verify.code_tests`
+  checks them against a problem's tests (:func:`verify_code_batch`); :mod:`~distill.verify.code_extract` finds
+  the program in an answer.
 
 Importing this package is cheap: math-verify (and sympy) load on first use.
 
@@ -21,6 +26,8 @@ Example:
 """
 
 from distill.verify.batch import verify_batch
+from distill.verify.code_extract import extract_program
+from distill.verify.code_tests import CodeVerdict, run_tests, verify_code_batch
 from distill.verify.equivalence import (
     STATUSES,
     Verdict,
@@ -34,14 +41,29 @@ from distill.verify.readability import (
     has_code_block,
     is_mixed_language,
     language_consistency,
+    leftover_special_tokens,
     longest_paragraph,
+    looks_truncated,
     repetition_ratio,
 )
+from distill.verify.sandbox import ExecResult, Limits, run_program
 from distill.verify.settings import MODES, THINK_MODES, VerifySettings
-from distill.verify.split import ThinkSplit, split_think
+from distill.verify.split import REASONING_FORMATS, ThinkSplit, detect_format, split_reasoning, split_think
 
 __all__ = [
     "MODES",
+    "REASONING_FORMATS",
+    "CodeVerdict",
+    "ExecResult",
+    "Limits",
+    "detect_format",
+    "extract_program",
+    "leftover_special_tokens",
+    "looks_truncated",
+    "run_program",
+    "run_tests",
+    "split_reasoning",
+    "verify_code_batch",
     "STATUSES",
     "THINK_MODES",
     "ThinkSplit",

@@ -43,6 +43,7 @@ problem or it has no words.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import re
 from functools import cache, lru_cache
@@ -59,7 +60,8 @@ SUPPORTED: tuple[str, ...] = tuple(
 MIN_WORDS = 6            # a chunk of a shared script: whole sentences of a paragraph, merged up to this many words
 TARGET_RATIO = 0.25      # a chunk is the target when the target is at least this share as probable as the best
 CONFIDENT = 0.9          # a short chunk is foreign only when identified so alone with at least this probability
-WORD_FOREIGN = 0.5       # screen: a word alone more probably another language than this sends its paragraph on
+WORD_FOREIGN = 0.4       # screen: a word alone at least this probably another language is foreign-looking
+FOREIGN_GAP = 4          # screen: two foreign-looking words at most this far apart send a paragraph to the identifier
 _TOP_K = 5
 _CACHE_WORDS = 1 << 18   # words remembered by the screen, per target
 
@@ -74,6 +76,7 @@ _SHARED = {
     "Arab": set("ar arz fa ur ps ckb azb mzn lrc pnb sd ug".split()),
     "Deva": set("hi mr ne sa mai bh new dty gom".split()),
 }
+_SCRIPT_DEFAULT = {"Latn": "en", "Cyrl": "ru", "Arab": "ar", "Deva": "hi"}   # a shared script's most common language
 _NON_LATIN = set(_SINGLE.values()).union(*_ALSO.values(), *_SHARED.values()) - {"sr"}
 _SHARED["Latn"] = set(SUPPORTED) - _NON_LATIN
 _UNSPACED = {"Thai", "Laoo", "Khmr", "Mymr"}
@@ -116,20 +119,29 @@ _MATH = ("=+*^<>|~\\\\%&#@$\u00d7\u00f7\u00b7\u00b1\u00b0\u2032\u2033\u2100-\u21
 _STRIP_RE = re.compile(r"```.*?(?:```|\Z)|\[asy\].*?(?:\[/asy\]|\Z)|\$\$.*?\$\$|\$[^$\n]*\$|\\\[.*?\\\]|\\\(.*?\\\)"
                        r"|\\[A-Za-z]+", re.DOTALL)
 _PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
-_SENTENCE_RE = re.compile(r"[.!?;:](?:\s|$)|\n|[。！？；：।॥]")
-_LETTER = rf"(?:[^\W\d_{_SUPSUB}{_UNSPACED_BLOCKS}]|[{_marks()}])"
-# In a token that is not all letters: a run of letters that touches no other letter, digit, super/subscript or
-# math symbol (x², 2x, BC², 12×7 hold none), or a run of Han/kana/Thai letters (written without spaces).
-_WORD_RE = re.compile(
-    rf"(?<![^\W{_UNSPACED_BLOCKS}])(?<![{_MATH}])({_LETTER}+)(?![^\W{_UNSPACED_BLOCKS}])(?![{_MATH}(])"
-    rf"|([{_UNSPACED_LETTERS}]+)")
+_SENTENCE_RE = re.compile(r"[.!?;:][\"'\u201d\u2019\u00bb)]*(?:\s|$)|\n|[。！？；：।॥]")
+_RELATION_RE = re.compile(r"\S+\s*(?=[=<>\u2264\u2265\u2260\u2248\u2261])|(?<=[=<>\u2264\u2265\u2260\u2248\u2261])\s*\S+")
 _KANA_RE = re.compile("[\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_PUNCT = str.maketrans(dict.fromkeys(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb-\u2013\u2014/\u2026", " "))
+_PUNCT = str.maketrans({**dict.fromkeys(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb\u2013\u2014/\u2026", " "), "-": None})
+_PUNCT_ASCII = bytes.maketrans(b".,;:!?()[]{}\"'/", b" " * 15)
 _FUNCTIONS = frozenset(
     f(name) for name in "sin cos tan cot sec csc log ln lg exp lim max min gcd lcm mod det arcsin arccos arctan "
-    "sinh cosh tanh".split() for f in (str.lower, str.capitalize))
+    "sinh cosh tanh pi sqrt frac cdot".split() for f in (str.lower, str.capitalize))
+_ASCII_WORDS: set[str] = set()      # ASCII tokens known to be words ...
+_ASCII_OTHER: set[str] = set()      # ... and known not to be (numbers, math, single letters, labels)
 _FINE: dict[str, set[str]] = {}      # per target: words the screen let through
 _FOREIGN: dict[str, set[str]] = {}   # per target: words that send a paragraph to the identifier
+
+
+@cache
+def _word_re() -> re.Pattern[str]:
+    """In a token that is not all ASCII letters: a run of letters that touches no other letter, digit,
+    super/subscript or math symbol (``x²``, ``2x``, ``BC²``, ``12×7`` hold none), or a run of Han/kana/Thai
+    letters (written without spaces). Compiled on first use (its classes are large)."""
+    letter = rf"(?:[^\W\d_{_SUPSUB}{_UNSPACED_BLOCKS}]|[{_marks()}])"
+    return re.compile(rf"(?<![^\W{_UNSPACED_BLOCKS}])(?<![{_MATH}])({letter}+)(?![^\W{_UNSPACED_BLOCKS}])"
+                      rf"(?![{_MATH}(])|([{_UNSPACED_LETTERS}]+)")
+
 
 Paragraph = tuple[str, dict[str, list[str]]]   # (its text, script -> words, or Han/kana characters)
 Grams = frozenset[tuple[str, ...]]
@@ -172,20 +184,29 @@ def _keep(script: str, word: str) -> bool:
     return len(word) > 1 or script == "Hang"
 
 
+def _ascii_words(tokens: list[str]) -> list[str]:
+    """The ASCII tokens that are words; each distinct token is judged once per process (_keep), then looked up."""
+    if len(_ASCII_WORDS) > _CACHE_WORDS:
+        _ASCII_WORDS.clear()
+        _ASCII_OTHER.clear()
+    for token in set(tokens).difference(_ASCII_WORDS, _ASCII_OTHER):
+        (_ASCII_WORDS if token.isalpha() and _keep("Latn", token) else _ASCII_OTHER).add(token)
+    return list(filter(_ASCII_WORDS.__contains__, tokens))
+
+
 def _words(text: str) -> dict[str, list[str]]:
     """script -> the words of ``text`` in it (Han/kana: characters; Han is "Kana" when kana occur)."""
-    tokens = text.translate(_PUNCT).split()
-    if text.isascii():
-        words = [t for t in tokens if t.isalpha() and len(t) > 1]
-        words = [w for w in words if w not in _FUNCTIONS and not (len(w) <= 4 and w.isupper())]
+    if text.isascii():   # bytes.translate is several times faster than str.translate
+        words = _ascii_words(text.encode().translate(_PUNCT_ASCII, b"-").decode().split())
         return {"Latn": words} if words else {}
+    tokens = text.translate(_PUNCT).split()
     out: dict[str, list[str]] = {}
     for token in tokens:
         if token.isascii():
             if token.isalpha() and _keep("Latn", token):
                 out.setdefault("Latn", []).append(token)
             continue
-        for word, unspaced in _WORD_RE.findall(token):
+        for word, unspaced in _word_re().findall(token):
             for script, piece in _pieces(word or unspaced):
                 if script in _CJK:
                     out.setdefault("Hani", []).extend(piece)
@@ -245,7 +266,7 @@ def _identified(script: str, tokens: list[str], target: str) -> tuple[bool, floa
     return best == target or p_target >= TARGET_RATIO * p_best, p_best
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mode(script: str, target: str) -> str:
     """"yes" or "no" when the script alone says whether its words are in ``target``, else "identify"."""
     if script in _SHARED:
@@ -256,40 +277,57 @@ def _mode(script: str, target: str) -> str:
 
 
 def _suspicious(tokens: list[str], target: str) -> bool:
-    """The screen: whether any word, identified alone (once per process), is probably another language."""
+    """The screen: whether two words near each other (or one, in a short paragraph) are each, identified
+    alone (once per process), probably another language than ``target``."""
     fine = _FINE.setdefault(target, set())
-    rest = set(tokens).difference(fine)
-    if not rest:
+    if fine.issuperset(tokens):
         return False
     foreign = _FOREIGN.setdefault(target, set())
     if len(fine) > _CACHE_WORDS:
         fine.clear()
         foreign.clear()
-    for word in rest:
-        if word in foreign:
-            return True
+    for word in set(tokens).difference(fine, foreign):
         lang, p = (_top(word) or ((target, 0.0),))[0]
-        if lang != target and p >= WORD_FOREIGN:
-            foreign.add(word)
-            return True
-        fine.add(word)
-    return False
+        (foreign if lang != target and p >= WORD_FOREIGN else fine).add(word)
+    present = foreign.intersection(tokens)
+    if not present:
+        return False
+    if len(tokens) < MIN_WORDS:
+        return True
+    at = sorted(_positions(tokens, present))
+    return any(b - a <= FOREIGN_GAP for a, b in zip(at, at[1:]))
 
 
-def _chunks(paragraph: str, script: str) -> list[list[str]]:
-    """The words of ``script`` in a paragraph, whole sentences per chunk, each of >= MIN_WORDS but maybe one."""
-    chunks: list[list[str]] = []
-    current: list[str] = []
+def _positions(tokens: list[str], words: set[str]) -> list[int]:
+    """Where ``words`` occur in ``tokens`` (list.index scans in C: faster than a loop over every token)."""
+    out = []
+    for word in words:
+        i = -1
+        with contextlib.suppress(ValueError):
+            while True:
+                i = tokens.index(word, i + 1)
+                out.append(i)
+    return out
+
+
+def _chunks(paragraph: str, script: str) -> list[tuple[list[str], list[str]]]:
+    """A paragraph's words of ``script`` in chunks of whole sentences, each of >= MIN_WORDS words but maybe one:
+    (the words, those the identifier reads: without the words next to ``=``, ``≥`` ... which name variables)."""
+    chunks: list[tuple[list[str], list[str]]] = []
+    words: list[str] = []
+    read: list[str] = []
     for sentence in _SENTENCE_RE.split(paragraph):
-        current.extend(_words(sentence).get(script, ()))
-        if len(current) >= MIN_WORDS:
-            chunks.append(current)
-            current = []
-    if current:
-        if chunks:
-            chunks[-1].extend(current)
-        else:
-            chunks.append(current)
+        found = _words(sentence).get(script, [])
+        words += found
+        read += _words(_RELATION_RE.sub(" ", sentence)).get(script, []) if _RELATION_RE.search(sentence) else found
+        if len(words) >= MIN_WORDS:
+            chunks.append((words, read))
+            words, read = [], []
+    if words and chunks:
+        chunks[-1][0].extend(words)
+        chunks[-1][1].extend(read)
+    elif words:
+        chunks.append((words, read))
     return chunks
 
 
@@ -301,13 +339,11 @@ def _identify(paras: list[Paragraph], i: int, script: str, target: str, grams: G
     problem are left out, and the rest of the chunk is identified again.
     """
     hit = total = 0.0
-    for chunk in _chunks(paras[i][0], script):
-        yes, p_best = _identified(script, chunk, target)
+    for chunk, read in _chunks(paras[i][0], script):
+        yes, p_best = _identified(script, read or chunk, target)
         if not yes and len(chunk) < MIN_WORDS and p_best < CONFIDENT:
-            before = paras[i - 1][1].get(script, []) if i > 0 else []
-            after = paras[i + 1][1].get(script, []) if i + 1 < len(paras) else []
-            yes = not (before or after) or _identified(script, before[-MIN_WORDS:] + chunk + after[:MIN_WORDS],
-                                                       target)[0]
+            before, after = _context(paras, i, script)
+            yes = not (before or after) or _identified(script, before + (read or chunk) + after, target)[0]
         if not yes and grams:
             rest = _unquoted(chunk, grams)
             if len(rest) < len(chunk):
@@ -316,6 +352,21 @@ def _identify(paras: list[Paragraph], i: int, script: str, target: str, grams: G
         weight = _weight(script, chunk)
         hit, total = hit + (weight if yes else 0.0), total + weight
     return hit, total
+
+
+def _context(paras: list[Paragraph], i: int, script: str) -> tuple[list[str], list[str]]:
+    """Up to MIN_WORDS words of ``script`` from the paragraphs before paragraph ``i``, and from those after."""
+    before: list[str] = []
+    for j in range(i - 1, -1, -1):
+        before = paras[j][1].get(script, []) + before
+        if len(before) >= MIN_WORDS:
+            break
+    after: list[str] = []
+    for j in range(i + 1, len(paras)):
+        after += paras[j][1].get(script, [])
+        if len(after) >= MIN_WORDS:
+            break
+    return before[-MIN_WORDS:], after[:MIN_WORDS]
 
 
 def _scores(paras: list[Paragraph], target: str, grams: Grams) -> list[tuple[float, float]]:
@@ -398,10 +449,13 @@ def language_consistency(text: str, target: str, *, problem: str | None = None) 
 def detect_language(text: str) -> str | None:
     """The language most words of ``text`` are in (a :data:`SUPPORTED` code); None when it has no words.
 
-    The words of each shared script are identified together, in one call.
+    The words of each shared script are identified together, in one call; fewer than MIN_WORDS of them that
+    the identifier is not CONFIDENT about are the script's most common language (Latin: English).
 
     >>> detect_language("Find the number of ordered pairs $(x, y)$ of integers."), detect_language("求 $x$ 的值。")
     ('en', 'zh')
+    >>> detect_language("Evaluate $\\log_2 8$."), detect_language("Вычислите $\\log_2 8$.")
+    ('en', 'ru')
     """
     by_script: dict[str, list[str]] = {}
     for _, words in _paragraphs(text or ""):
@@ -412,7 +466,9 @@ def detect_language(text: str) -> str | None:
         lang = _SINGLE.get(script)
         if script in _SHARED:
             ranked = _ranked(" ".join(tokens))
-            lang = next((la for la, _ in ranked if la in _SHARED[script]), ranked[0][0] if ranked else None)
+            lang, p = next(((la, p) for la, p in ranked if la in _SHARED[script]), ranked[0] if ranked else ("", 0.0))
+            if len(tokens) < MIN_WORDS and p < CONFIDENT:
+                lang = _SCRIPT_DEFAULT[script]
         if lang:
             weights[lang] = weights.get(lang, 0.0) + _weight(script, tokens)
     return max(weights, key=lambda k: weights[k]) if weights else None

@@ -109,6 +109,7 @@ _WORD_UNIT_RE = re.compile(
 # A single-letter unit needs a LaTeX spacing command before it ("48\,h"; "48 h" may be 48 times h).
 _LETTER_UNIT_RE = re.compile(r"(?<=\d)\s*\\[,;:! ]\s*[A-Za-z]\.?$")
 _CJK_UNIT_RE = re.compile("(?<=[\\d}])\\s*[\u3400-\u4dbf\u4e00-\u9fff\u3040-\u30ff]{1,4}\\.?$")
+_UNITS_MAX_CHARS = 300
 _NOT_UNITS = frozenset({"and", "or", "mod", "pmod", "pi", "cis", "if", "for"})
 # Digit groups separated by spaces or thin spaces: "57 500", "57\,500", "1 000 000" (thousands anywhere).
 _SPACED_GROUPS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:[ \u00a0\u2009\u202f~]|\\[,;:! ])+\d{3})+(?!\d)")
@@ -146,7 +147,8 @@ def strip_units(answer: str) -> str:
     ``77\\,€``, ``USD 5``), and spaces, thin spaces or MATH's ``,\\!`` between digit groups of three
     (``57\\,500``, ``\\frac{1}{29,\\!322,\\!216}``), anywhere in the answer.
     A percent sign is kept but written ``\\%`` (math-verify reads ``60\\%`` as both 60 and 0.6). The
-    rest of the answer must hold a digit: ``\\text{Evelyn}`` or ``x \\text{ cm}`` are left alone.
+    rest of the answer must hold a digit: ``\\text{Evelyn}`` or ``x \\text{ cm}`` are left alone. Runs of
+    whitespace become one space; an answer longer than 300 characters is otherwise left as it is.
 
     Example:
         >>> [strip_units(a) for a in (r"57\\,500\\,\\text{US-Dollar}", r"77\\,€", "250人", r"60\\,\\%", r"48\\,h")]
@@ -154,7 +156,9 @@ def strip_units(answer: str) -> str:
         >>> strip_units(r"\\text{Evelyn}"), strip_units("6 - 5i"), strip_units("5 x")
         ('\\\\text{Evelyn}', '6 - 5i', '5 x')
     """
-    s = answer.strip()
+    s = _WS_RE.sub(" ", answer.strip())
+    if len(s) > _UNITS_MAX_CHARS:
+        return s  # not a number with a unit; and the unit patterns backtrack on long runs of spacing
     for _ in range(4):
         before = s
         s = _CURRENCY_BEFORE_RE.sub(r"\1", s)

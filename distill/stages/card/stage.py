@@ -21,7 +21,11 @@ from distill.students import STUDENTS, get_student
 def _sft_chain(cfg: CardConfig, name: str, evals: list[EvalRun]) -> tuple[RunNode | None, list[str]]:
     """The lineage start: --sft-dir, else the folder an eval ran on (if it has a run.json), else RUNS/..."""
     if cfg.sft_dir:
-        return trace_lineage(cfg.sft_dir), [cfg.sft_dir]
+        chain = trace_lineage(cfg.sft_dir)
+        if chain is None:
+            raise ConfigError(f"--sft-dir {cfg.sft_dir}: {_no_run_why(Path(cfg.sft_dir))}; pass the folder "
+                              "'distill sft' wrote for this student (it holds its run.json)")
+        return chain, [cfg.sft_dir]
     searched = []
     for run in evals:
         model = (run.record.get("inputs") or {}).get("model") or {}
@@ -34,6 +38,14 @@ def _sft_chain(cfg: CardConfig, name: str, evals: list[EvalRun]) -> tuple[RunNod
         if chain is not None:
             return chain, searched
     return None, searched
+
+
+def _no_run_why(folder: Path) -> str:
+    if not folder.is_dir():
+        return "no such folder"
+    if not (folder / RUN_FILE).is_file():
+        return f"no {RUN_FILE} in it"
+    return f"its {RUN_FILE} is not a run record (not a readable JSON object)"
 
 
 def _evaluated_model(run: EvalRun) -> str | None:
@@ -83,9 +95,13 @@ def write_card(cfg: CardConfig, name: str) -> Path:
     text = render_card(student, chain=chain, evals=evals, recipe=recipe if recipe.is_file() else None,
                        searched=searched)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.md"
-    path.write_text(text, encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write {path.name} there ({exc.strerror or exc}); choose a writable "
+                          "folder") from None
     stages = " -> ".join(node.stage for _, node in chain.flatten()) if chain else "no runs found"
     measured = ", ".join(sorted({e.task for e in evals})) or "nothing measured yet"
     print(f"{path}: lineage {stages}; measured: {measured}")

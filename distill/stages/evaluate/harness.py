@@ -382,8 +382,9 @@ def request_seeds(requests: list[list[int]], base: int) -> list[int]:
     """One seed per request: the k-th copy of a prompt (token ids) gets ``derive_seed(base, prompt, k)``.
 
     lm-eval hands its vLLM backend ``repeats`` identical copies of each prompt; with ``data_parallel_size`` N
-    it deals them out to N replicas in turn, every replica built with the same engine ``seed``, so without
-    per-request seeds replica r's copy reproduces replica 0's. These seeds differ between the copies of a
+    it deals them out to N replicas in turn, every replica built with the same engine ``seed`` and handed the same
+    prompts in the same order, so without per-request seeds replica r's copies are likely to repeat replica 0's
+    (the copies then count as independent samples in pass@k and cons@n). These seeds differ between the copies of a
     prompt, depend only on (seed, prompt, copy), not on the replica a copy lands on, the batch it runs in or
     the chunk, so a run is reproducible for any --data-parallel-size.
     """

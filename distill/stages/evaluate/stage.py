@@ -25,7 +25,7 @@ from typing import Any
 
 from distill.data.prompts import CHAT_SUFFIX
 from distill.errors import ConfigError, DataError
-from distill.outdir import prepare_out
+from distill.outdir import check_ours, prepare_out
 from distill.runinfo import RunRecord
 from distill.stages.evaluate.completions import read_completions
 from distill.stages.evaluate.config import DEFAULT_SAMPLES, EvalConfig
@@ -78,6 +78,8 @@ def run(cfg: EvalConfig) -> Path:
     task = get_task(cfg.task)
     mode = cfg.verify_mode or task.mode
     out = Path(cfg.out) if cfg.out else default_out(cfg)
+    if not cfg.overwrite:
+        check_ours(out, "eval")             # a rerun resumes its own chunks; it never replaces others' files
     prepare_out(out, "eval", overwrite=cfg.overwrite)
     inputs: dict[str, str | Path] = {name: value for name, value in (("completions", cfg.completions),
                                                                       ("data_file", cfg.data_file)) if value}

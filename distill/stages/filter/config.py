@@ -27,7 +27,8 @@ class FilterConfig:
     user_turn: str = option("chat", "user turn of each example: 'chat' = the problem + the paper's chat suffix; "
                             "'prompt' = the trace's own prompt (its user message, or the prompt text as is)",
                             choices=["chat", "prompt"])
-    language: str = option("en", "target language of the chain of thought", choices=["en", "zh"])
+    language: str = option("auto", "target language of the chain of thought: 'auto' (each problem's own language) "
+                           "or a code of the language identifier (en, zh, ja, ru, es, ...: distill.verify.language)")
     tokenizer: str | None = option(None, "the student's tokenizer (folder or hub id) to count tokens with; "
                                    "default: the trace's completion_tokens (the teacher's count)")
     trust_remote_code: bool = option(False, "allow custom code when loading --tokenizer")
@@ -84,6 +85,12 @@ class FilterConfig:
     hub_private: bool = option(True, "with --push-to-hub: create the repo private")
 
     def __post_init__(self) -> None:
+        if self.language != "auto":
+            from distill.verify.language import SUPPORTED
+
+            if self.language not in SUPPORTED:
+                raise ValueError(f"language must be 'auto' or a code of the language identifier "
+                                 f"({', '.join(SUPPORTED)}), got {self.language!r}")
         for name in ("min_language_consistency", "min_paragraph_language_consistency", "max_repetition"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

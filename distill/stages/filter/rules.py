@@ -16,7 +16,6 @@ rows: see :mod:`~distill.stages.filter.dedup` and :mod:`~distill.stages.filter.s
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +23,8 @@ from dataclasses import dataclass
 from distill.stages.filter.config import FilterConfig
 from distill.stages.filter.decontaminate import NgramIndex
 from distill.stages.filter.trace import Trace
-from distill.verify import extract_answer, has_code_block, language_consistency, longest_paragraph, repetition_ratio
-
-_PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
+from distill.verify import extract_answer, has_code_block, longest_paragraph, repetition_ratio
+from distill.verify.language import paragraph_consistency
 
 
 @dataclass
@@ -80,27 +78,17 @@ def readability(t: Trace, ctx: FilterContext) -> str | None:
     if not cfg.allow_code and has_code_block(text):
         return "code_block"
     if cfg.min_language_consistency is not None or cfg.min_paragraph_language_consistency is not None:
-        overall = _consistency(text, cfg.language)
+        # The whole trace's share and its lowest paragraph's, in one pass; "auto": the problem's own language.
+        overall, lowest = paragraph_consistency(text, cfg.language, problem=t.problem or t.user)
         if cfg.min_language_consistency is not None and overall < cfg.min_language_consistency:
             return "language_consistency"
-        # A text with no foreign word has none in any paragraph: only look closer when there is one.
-        if cfg.min_paragraph_language_consistency is not None and overall < 1.0:
-            for paragraph in _PARAGRAPH_RE.split(text):
-                if language_consistency(paragraph, cfg.language) < cfg.min_paragraph_language_consistency:
-                    return "mixed_language"
+        if cfg.min_paragraph_language_consistency is not None and lowest < cfg.min_paragraph_language_consistency:
+            return "mixed_language"
     if cfg.max_repetition is not None:
         ratio = repetition_ratio(t.reasoning if t.reasoning is not None else text, n=cfg.repetition_ngram)
         if ratio > cfg.max_repetition:
             return "repetition"
     return None
-
-
-def _consistency(text: str, lang: str) -> float:
-    """:func:`~distill.verify.language_consistency`, with an exact shortcut for English: an ASCII text has only
-    Latin letters, so its share of English words is 1.0 (most English traces are ASCII)."""
-    if lang == "en" and text.isascii():
-        return 1.0
-    return language_consistency(text, lang)
 
 
 def length(t: Trace, ctx: FilterContext) -> str | None:

@@ -9,6 +9,7 @@ rerun with a larger value later: the missing samples are added to the same folde
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,32 @@ TRACE_SETTINGS = ("teacher", "dataset", "split", "subset", "problem_column", "an
                   "num_shards")
 # verify_workers when unset: one per CPU, at most this many
 DEFAULT_VERIFY_WORKERS = 8
+# What an environment variable's name looks like (POSIX portable names).
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Prefixes of API keys and tokens that also pass as variable names (hf_..., sk_..., ghp_...).
+KEY_PREFIXES = ("hf_", "sk_", "ghp_", "gho_", "ghs_", "github_pat_", "gsk_", "xoxb_", "xoxp_", "glpat_")
+
+
+def _looks_like_a_key(value: str) -> bool:
+    """A token that happens to pass as a variable name: a known key prefix, or long, with digits and lower case
+    (variable names are short upper-case words)."""
+    lower, upper, digit = (bool(re.search(c, value)) for c in ("[a-z]", "[A-Z]", "[0-9]"))
+    return ((value.lower().startswith(KEY_PREFIXES) and len(value) >= 24)
+            or (len(value) >= 20 and lower and upper and digit)
+            or (len(value) >= 32 and lower and digit))
+
+
+def check_env_name(option: str, value: str) -> None:
+    """Raise ValueError unless ``value`` names an environment variable. The message never repeats the value:
+    a key pasted where a variable name belongs would otherwise land on the terminal and in logs."""
+    if not ENV_NAME.match(value):
+        raise ValueError(f"{option} must name an environment variable (letters, digits and '_', not starting "
+                         "with a digit, e.g. OPENAI_API_KEY); the value given is not one (not repeated here in "
+                         "case it is the key itself). Export the key in a variable and pass that variable's name")
+    if value not in os.environ and _looks_like_a_key(value):
+        raise ValueError(f"{option} looks like an API key or token, not the name of an environment variable (and "
+                         "no such variable is set; the value is not repeated here). Export the key in a variable "
+                         "and pass that variable's name, e.g. OPENAI_API_KEY")
 
 
 @dataclass
@@ -44,8 +71,10 @@ class GenerateConfig:
     out: str = option("traces", "output folder: shard-*.jsonl traces, run.json, generate-settings.json")
 
     # ------------------------------------------------------------------ sampling
-    engine: str = option("auto", "generation engine (auto: openai with --base-url, else vllm when installed, "
-                         "else hf)", choices=["auto", "vllm", "hf", "openai"])
+    engine: str = option("auto", "generation engine. auto: openai with --base-url; else vllm when it can run here "
+                         "(a GPU, or vLLM's CPU build, whose KV cache is then set to 1 GiB unless "
+                         "VLLM_CPU_KVCACHE_SPACE is exported); else hf (e.g. a GPU build of vLLM on a machine "
+                         "without a GPU)", choices=["auto", "vllm", "hf", "openai"])
     num_samples: int = option(4, "completions per problem")
     temperature: float = option(0.6, "sampling temperature (0: greedy)")
     top_p: float = option(0.95, "nucleus sampling: keep the smallest token set with this much probability")
@@ -99,8 +128,9 @@ class GenerateConfig:
     # ------------------------------------------------------------------ openai engine
     base_url: str | None = option(None, "openai: the endpoint, e.g. http://127.0.0.1:8000/v1 (vllm serve, SGLang, "
                                   "a hosted R1)")
-    api_key_env: str = option("OPENAI_API_KEY", "openai: environment variable holding the API key (the key itself "
-                              "is never a config value and never written anywhere)")
+    api_key_env: str = option("OPENAI_API_KEY", "openai: the NAME of the environment variable holding the API key "
+                              "(the key itself is never a config value and never written anywhere; a value that "
+                              "is not a variable name is refused without being repeated)")
     openai_api: str = option("chat", "openai: 'chat' sends chat messages (the server applies its template); "
                              "'completions' sends the prompt rendered here with --tokenizer",
                              choices=["chat", "completions"])
@@ -143,9 +173,8 @@ class GenerateConfig:
             raise ValueError("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         if self.base_url and self.engine in ("vllm", "hf"):
             raise ValueError(f"--base-url is for --engine openai, not {self.engine}; drop one of them")
-        if self.api_key_env and not self.api_key_env.replace("_", "").isalnum():
-            raise ValueError(f"api_key_env must name an environment variable (e.g. OPENAI_API_KEY), got "
-                             f"{self.api_key_env!r}; never put the key itself in a flag or recipe")
+        if self.api_key_env:
+            check_env_name("api_key_env (--api-key-env)", self.api_key_env)
 
     def trace_settings(self) -> dict[str, Any]:
         """The values a resumed run must share with the folder it appends to."""

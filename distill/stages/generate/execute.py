@@ -1,5 +1,19 @@
 """The generation loop: stream a plan's requests through an engine, verify, and append rows to the shard file
-``chunk_size`` finished requests at a time; SIGTERM and Ctrl-C first save every finished completion."""
+``chunk_size`` finished requests at a time; SIGTERM and Ctrl-C first save every finished completion.
+
+How a run ends (run.json ``status``, exit code):
+
+- ``complete`` (exit 0): every request produced its completions, except prompts that can never fit the
+  model's context with ``--max-tokens`` (an engine's ``RequestError(permanent=True)``): those are counted,
+  listed in run.json (``counts.unfit_problems``) and in the summary, since no rerun with these settings can
+  produce them. A rerun checks them again (cheaply: they are refused before any generation) and still ends
+  ``complete``, so a resume loop does not spin on them.
+- ``partial`` (exit 0): some requests failed for a reason a rerun may fix (a 400, an unusable answer) or were
+  never answered by the engine; they are counted and listed, and a rerun retries them.
+- ``failed`` (exit 2, one line): this run produced no completion while some request failed for a reason a
+  rerun may fix or was never answered, or while the shard holds no completion at all: nothing usable came of
+  it, and it must not pass for done.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +32,17 @@ from distill.data.jsonl import ShardWriter
 from distill.data.problems import is_local
 from distill.data.traces import TraceRow
 from distill.engines import BaseEngine, EngineError, RequestError
-from distill.runinfo import RunRecord
+from distill.errors import DistillError
+from distill.runinfo import RunRecord, scrub
 from distill.stages.generate.plan import Plan, sampling_of
 from distill.stages.generate.rows import Tally, build_rows, finalize, verify_rows
 
 log = logging.getLogger(__name__)
 
 RUN_RECORD_EVERY_S = 30.0
-# Requests an engine refuses (a prompt too long, a 400) are skipped and retried by a rerun; this many in a
-# row without a success means something is wrong with every request: stop.
+# Requests an engine refuses (a 400, an unusable answer) are skipped and retried by a rerun; this many in a
+# row without a success means something is wrong with every request: stop. Prompts that can never fit the
+# context are about the prompt, not the run: they neither count nor break a row.
 MAX_FAILURES_IN_A_ROW = 20
 
 
@@ -69,10 +85,11 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
         if not buffer:
             return
         verify_rows(cfg, buffer)
-        writer.write_rows(finalize(buffer))
-        for row in buffer:
+        rows = finalize(buffer)
+        writer.write_rows(rows)
+        buffer, buffered_requests = [], 0     # written: a later error must neither rewrite nor disown them
+        for row in rows:
             tally.add(row)
-        buffer, buffered_requests = [], 0
         if time.monotonic() - last_record > RUN_RECORD_EVERY_S:
             record.counts.update(tally.counts())
             record.write(plan.record_dir, status="partial")
@@ -86,14 +103,20 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
                 job = plan.jobs[index]
                 left[job.problem.id] -= 1
                 if isinstance(completions, RequestError):
-                    tally.failed += 1
-                    failures_in_a_row += 1
-                    log.warning("problem %s: request refused, skipped (a rerun retries it): %s", job.problem.id,
-                                completions)
+                    permanent = bool(getattr(completions, "permanent", False))
+                    tally.fail(job.problem.id, job.start, str(completions), permanent=permanent)
+                    if permanent:
+                        log.warning("problem %s: skipped for good (listed in run.json; a rerun will not help): %s",
+                                    job.problem.id, completions)
+                    else:
+                        failures_in_a_row += 1
+                        log.warning("problem %s: request failed, skipped (a rerun retries it): %s", job.problem.id,
+                                    completions)
                     if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                        raise EngineError(f"{failures_in_a_row} requests in a row were refused; the last: {completions}")
+                        raise EngineError(f"{failures_in_a_row} requests in a row failed; the last: {completions}")
                 else:
                     failures_in_a_row = 0
+                    tally.answered += 1
                     buffer.extend(build_rows(cfg, plan.engine_name, job, completions))
                     buffered_requests += 1
                     seen_rows += len(completions)
@@ -105,11 +128,15 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
                         bar.update(1)
                     rate = seen_tokens / max(1e-9, time.monotonic() - tally.started)
                     bar.set_postfix_str(f"{seen_rows} completions, {rate:,.0f} tok/s"
-                                        + (f", {tally.failed} refused" if tally.failed else ""), refresh=False)
+                                        + (f", {tally.failed} failed" if tally.failed else ""), refresh=False)
                 if buffered_requests >= cfg.chunk_size:
                     flush()
             flush()
-            status = "complete" if tally.failed == 0 else "partial"
+            tally.lost = max(0, len(plan.requests) - tally.answered - tally.failed)
+            if tally.lost:
+                log.warning("the %s engine ended without answering %d request(s); a rerun retries them",
+                            plan.engine_name, tally.lost)
+            status = final_status(plan, tally)
     except EngineError as exc:
         raise EngineError(f"{exc}\nThe finished completions are saved in {plan.shard_path}; rerun the same "
                           "command to resume.") from None
@@ -125,7 +152,35 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
         record.counts.update(tally.counts())
         record.write(plan.record_dir, status=status)
     print_summary(plan, tally)
+    if status == "failed":
+        raise DistillError(str(scrub(failure_message(plan, tally))))
     return tally
+
+
+def final_status(plan: Plan, tally: Tally) -> str:
+    """``complete``, ``partial`` or ``failed`` for a run that went to its end (see the module docstring)."""
+    if not plan.requests:
+        return "complete"
+    if tally.answered == 0 and (tally.retryable or tally.lost or plan.existing == 0):
+        return "failed"
+    if tally.retryable or tally.lost:
+        return "partial"
+    return "complete"
+
+
+def failure_message(plan: Plan, tally: Tally) -> str:
+    """One line for a run that produced nothing."""
+    parts = []
+    if tally.retryable:
+        parts.append(f"{tally.retryable} failed")
+    if tally.unfit:
+        parts.append(f"{tally.unfit} can never fit the context with --max-tokens {plan.cfg.max_tokens}")
+    if tally.lost:
+        parts.append(f"{tally.lost} never answered by the engine")
+    first = tally.failures[0] if tally.failures else None
+    example = f"; the first (problem {first['id']}): {first['reason']}" if first else ""
+    return (f"no completion was produced: of {len(plan.requests)} request(s), {', '.join(parts)}{example}. "
+            f"Nothing was written; {plan.record_dir / 'run.json'} says status 'failed'")
 
 
 def progress_bar(plan: Plan) -> Any:
@@ -164,9 +219,16 @@ def print_summary(plan: Plan, tally: Tally) -> None:
         f"({c['completion_tokens_per_s']:,.0f} tok/s); mean completion {c['mean_completion_tokens']} tokens",
         "  finish reasons: " + (", ".join(f"{k} {v}" for k, v in tally.finish.most_common()) or "-"),
     ]
-    if tally.failed:
-        lines.append(f"  refused requests: {tally.failed} (see the warnings above); nothing was written for them: "
-                     "rerun the same command to retry them")
+    if tally.retryable:
+        lines.append(f"  refused requests: {tally.retryable} (see the warnings above and run.json counts.failures); "
+                     "nothing was written for them: rerun the same command to retry them")
+    if tally.unfit:
+        shown = ", ".join(tally.unfit_problems[:5]) + (" ..." if len(tally.unfit_problems) > 5 else "")
+        lines.append(f"  prompts that can never fit the context with --max-tokens {cfg.max_tokens}: {tally.unfit} "
+                     f"(problems {shown}; all in run.json counts.unfit_problems): skipped, a rerun will not help; "
+                     "drop them, or use a new --out with a lower --max-tokens")
+    if tally.lost:
+        lines.append(f"  requests the engine never answered: {tally.lost}: rerun the same command to retry them")
     if c["verified"]:
         lines.append("  verdicts: " + ", ".join(f"{k} {v}" for k, v in tally.verdicts.most_common())
                      + f"; pass rate {c['pass_rate']:.1%} ({tally.verdicts['correct']}/{c['verified']})")

@@ -13,27 +13,58 @@ from distill.data.traces import TraceRow, trace_row
 from distill.stages.generate.config import GenerateConfig
 from distill.stages.generate.plan import Job, sampling_of
 
+# Failed requests listed by problem in run.json (all of them are counted).
+FAILURES_LISTED = 20
+# Problems whose prompt can never fit, listed by id in run.json.
+UNFIT_LISTED = 1000
+
 
 @dataclass
 class Tally:
-    """What this run wrote: the closing summary and run.json counts."""
+    """What this run wrote and what it could not: the closing summary and run.json counts.
+
+    ``failed`` counts every request that produced nothing (``unfit`` of them can never fit the context under
+    these settings); ``answered`` the requests that produced completions; ``lost`` the requests the engine
+    never answered at all.
+    """
 
     rows: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     problems: int = 0
+    answered: int = 0
     failed: int = 0
+    unfit: int = 0
+    lost: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    unfit_problems: list[str] = field(default_factory=list)
     finish: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.rows += 1
-        self.prompt_tokens += row.get("prompt_tokens") or 0
-        self.completion_tokens += row.get("completion_tokens") or 0
+        self.prompt_tokens += _count(row.get("prompt_tokens"))
+        self.completion_tokens += _count(row.get("completion_tokens"))
         self.finish[str(row.get("finish_reason"))] += 1
         if row.get("verdict") is not None:
             self.verdicts[row["verdict"]] += 1
+
+    def fail(self, problem_id: str, sample: int, reason: str, *, permanent: bool = False) -> None:
+        """Count a request that produced nothing (``permanent``: it can never fit under these settings)."""
+        self.failed += 1
+        if permanent:
+            self.unfit += 1
+            if len(self.unfit_problems) < UNFIT_LISTED and problem_id not in self.unfit_problems:
+                self.unfit_problems.append(problem_id)
+        if len(self.failures) < FAILURES_LISTED:
+            self.failures.append({"id": problem_id, "sample": sample, "permanent": permanent,
+                                  "reason": " ".join(reason.split())})
+
+    @property
+    def retryable(self) -> int:
+        """Failed requests a rerun may fix (every failure but the prompts that can never fit)."""
+        return self.failed - self.unfit
 
     def tokens_per_s(self) -> float:
         return self.completion_tokens / max(1e-9, time.monotonic() - self.started)
@@ -43,7 +74,12 @@ class Tally:
         return {
             "completions_written": self.rows,
             "problems_finished": self.problems,
+            "requests_answered": self.answered,
             "failed_requests": self.failed,
+            "unfit_requests": self.unfit,
+            "lost_requests": self.lost,
+            "failures": self.failures,
+            "unfit_problems": self.unfit_problems,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "completion_tokens_per_s": round(self.tokens_per_s(), 1),
@@ -53,6 +89,11 @@ class Tally:
             "verified": verified,
             "pass_rate": round(self.verdicts["correct"] / verified, 4) if verified else None,
         }
+
+
+def _count(value: Any) -> int:
+    """A token count for the totals: ints only (a server's malformed usage is not added)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: list[Any]) -> list[TraceRow]:

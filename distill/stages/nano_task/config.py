@@ -34,8 +34,9 @@ class NanoTaskConfig:
             raise ValueError(f"operand_sampling must be 'values' or 'digits', got {self.operand_sampling!r}")
         if not 0.0 <= self.warmup_slip_rate <= 1.0:
             raise ValueError(f"warmup_slip_rate must be within [0, 1], got {self.warmup_slip_rate}")
-        if min(self.train_problems, self.heldout_problems, self.validation_problems, self.warmup_examples) < 0:
-            raise ValueError("problem counts must be >= 0")
+        for name in ("train_problems", "heldout_problems", "validation_problems", "warmup_examples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         pairs = (self.max_value - self.min_value + 1) ** 2
         wanted = self.train_problems + self.heldout_problems + self.validation_problems + self.warmup_examples
         if wanted > pairs // 2:

@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from distill.outdir import prepare_out
+from distill.outdir import check_ours, prepare_out
 from distill.runinfo import RunRecord
 from distill.stages.nano_task.config import NanoTaskConfig
 
@@ -28,6 +28,7 @@ def run(cfg: NanoTaskConfig) -> Path:
     from distill.data.prompts import user_content
     from distill.stages.nano_task.task import problem_text, sample_pairs, slipped_trace
 
+    check_ours(cfg.out, "nano-task")        # a rerun rewrites its own files; nobody else's
     out = prepare_out(cfg.out, "nano-task", overwrite=False)
     rng = random.Random(cfg.seed)
     used: set[tuple[int, int]] = set()

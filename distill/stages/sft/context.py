@@ -1,11 +1,12 @@
 """Context extension: RoPE base frequency and position limit written into the student's model config.
 
 Qwen2.5-Math-1.5B and -7B are 4k-context models (``max_position_embeddings`` 4096, ``rope_theta`` 10000), while R1
-traces run to 32k tokens. Their recipes raise ``max_position_embeddings`` to 32768 and ``rope_theta`` to 300000
-before training: a larger base slows the rotation of every RoPE frequency, so positions up to 32k map onto angles
-close to those the base saw within 4k, and SFT on long traces adapts the model to the rest. The saved student
-keeps the new values in its ``config.json``, so vLLM and transformers serve it at 32k with the same positions it
-was trained on. This is our choice, not a value from the DeepSeek-R1 paper (which does not say how its 4k
+traces run to 32k tokens. Their recipes raise ``rope_theta`` to 300000 and ``max_position_embeddings`` to
+131072 (the value of DeepSeek's released R1-Distill-Qwen configs) before training: a larger base slows the rotation
+of every RoPE frequency, so positions up to 32k map onto angles close to those the base saw within 4k, and SFT on
+long traces adapts the model to the rest. The position limit leaves room for the eval's prompt plus 32,768 new
+tokens; positions past the 32k of the training traces were never trained. The saved student keeps the new values
+in its ``config.json``, so vLLM and transformers serve it with the same positions it was trained on. This is our choice, not a value from the DeepSeek-R1 paper (which does not say how its 4k
 Qwen-Math bases were extended); the other four students already have 128k positions and need nothing.
 
 >>> class C: max_position_embeddings = 4096; rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}

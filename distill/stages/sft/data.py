@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.chat_template import THINK_CLOSE
+from distill.data.jsonl import ReadReport, iter_jsonl
 from distill.data.sft_rows import check_columns, message_problem, read_sft_folder, row_name
 from distill.errors import DataError
 
@@ -77,14 +78,7 @@ def load_sft_dataset(source: str, *, split: str = "train", eval_split: str = "")
     if path.is_dir():
         train, evalset, splits = read_sft_folder(path, split=split, eval_split=eval_split)
     elif path.is_file():
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            train = datasets.Dataset.from_json(str(path))
-        elif suffix == ".parquet":
-            train = datasets.Dataset.from_parquet(str(path))
-        else:
-            raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet (or a "
-                            "save_to_disk folder)")
+        train = _read_file(path)
         splits = [split]
     elif _looks_like_path(source):
         raise DataError(f"dataset not found: {source} (pass the folder 'distill filter' wrote, a .jsonl/.parquet "
@@ -105,6 +99,31 @@ def load_sft_dataset(source: str, *, split: str = "train", eval_split: str = "")
     if len(train) == 0:
         raise DataError(f"{source}: the {split!r} split is empty")
     return SFTData(train=train, eval=evalset, source=source, columns=list(train.column_names), splits=splits)
+
+
+def _read_file(path: Path) -> Any:
+    """A .jsonl/.json/.parquet file as a Dataset; a file datasets cannot read is one error naming the bad line."""
+    import datasets
+
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".parquet"):
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet (or a "
+                        "save_to_disk folder)")
+    try:
+        return datasets.Dataset.from_parquet(str(path)) if suffix == ".parquet" else \
+            datasets.Dataset.from_json(str(path))
+    except Exception as exc:  # datasets and pyarrow raise many types; say which line or what is wrong
+        cause = exc.__cause__ or exc.__context__ or exc
+        why = " ".join(str(cause).split())[:200] or type(cause).__name__
+    if suffix == ".jsonl":
+        report = ReadReport()
+        for _ in iter_jsonl(path, report):
+            pass
+        if report.bad:
+            raise DataError(f"{path}: {report.summary()}; fix or remove those lines") from None
+    kind = {"parquet": "a readable parquet file", "json": "a JSON list of rows", "jsonl": "JSON lines"}[suffix[1:]]
+    raise DataError(f"{path}: not {kind} that datasets can load ({why}); check the file, or convert it to jsonl "
+                    "with one {\"messages\": [...]} object per line") from None
 
 
 # ------------------------------------------------------------------------------------------ tokenizing

@@ -6,8 +6,8 @@ This stage does that on whatever ``distill filter`` wrote, one process in-proces
 nodes). Departures from the paper and choices it does not specify:
 
 - hyperparameters (learning rate, epochs, batch, schedule) are ours, per student, in ``recipes/students/``;
-- the Qwen2.5-Math bases have 4096 positions: their recipes extend the context to 32768 by raising
-  ``rope_theta`` to 300000 and ``max_position_embeddings`` to 32768 in the model config (see
+- the Qwen2.5-Math bases have 4096 positions: their recipes extend the context by raising ``rope_theta`` to
+  300000 and ``max_position_embeddings`` to 131072 in the model config (see
   :mod:`distill.stages.sft.context`); the saved student keeps these values;
 - the chat template reuses role tokens that exist in each base's vocabulary (:mod:`distill.stages.sft.chat`);
 - examples longer than ``max_length`` are dropped by default, never cut silently; packed examples

@@ -16,6 +16,7 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.runinfo import RunRecord
+from distill.stages.sft.chat import parameter_count
 from distill.stages.sft.config import SFTStageConfig, train_fingerprint
 from distill.stages.sft.output import CACHE, CHECKPOINTS, GENERATION_DEFAULTS
 from distill.students import Student
@@ -244,8 +245,8 @@ def _count(cfg: SFTStageConfig, record: RunRecord, stats: Any, eval_stats: Any, 
         dropped_overlong=stats.overlong if cfg.overlong == "drop" else 0, truncated=stats.truncated,
         tokens=stats.tokens, trained_tokens=stats.trained_tokens, without_think=stats.without_think,
         length_p50=summary.get("length_p50"), length_p95=summary.get("length_p95"), longest=stats.max_tokens,
-        train_rows=len(rows), parameters=sum(p.numel() for p in model.parameters()),
-        trainable_parameters=sum(p.numel() for p in trained_model.parameters() if p.requires_grad))
+        train_rows=len(rows), parameters=parameter_count(model),
+        trainable_parameters=parameter_count(trained_model, trainable_only=True))
     if eval_stats is not None:
         record.counts["eval_examples"] = eval_stats.kept
 
