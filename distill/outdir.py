@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,6 +113,11 @@ def check_writable(out: str | Path) -> None:
         raise DistillError(f"--out {out}: {probe} is a file, not a folder; choose another --out")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise DistillError(f"--out {out}: {probe} is not writable; choose a writable folder")
+    try:   # os.access says yes to root everywhere; /proc, a read-only mount or a full disk still refuse
+        os.rmdir(tempfile.mkdtemp(prefix=".distill-probe-", dir=probe))
+    except OSError as exc:
+        raise DistillError(f"--out {out}: cannot write in {probe} ({exc.strerror or exc}); choose a writable "
+                           "folder") from None
 
 
 def check_ours(out: str | Path, command: str) -> None:

@@ -70,7 +70,7 @@ def row(
 
 ENGLISH_150 = " ".join(["we add the numbers and then check the result once more"] * 14)
 LONG_PARAGRAPH = " ".join(f"step {i} gives value {i * i} so we continue." for i in range(120))
-LOOP = "wait let me check the sum again " * 40
+LOOP = "wait let me check the sum again. " * 40
 
 
 def crafted_rows() -> list[dict]:
@@ -82,7 +82,7 @@ def crafted_rows() -> list[dict]:
         row("p1", 3, completion(CLEAN)),  # exact duplicate of s0
         row("p1", 4, completion(CLEAN.upper().replace(" ", "   "), ANSWER.replace(" ", "  "))),  # normalised dup
         row("p2", 0, completion(CLEAN + "\n\n```python\nprint(2 + 2)\n```")),
-        row("p2", 1, completion(ENGLISH_150 + "\n\n我们计算")),  # one Chinese paragraph
+        row("p2", 1, completion(ENGLISH_150 + ".\n\n我们计算。")),  # one Chinese paragraph
         row("p2", 2, completion("我们先把两个数相加，然后检查结果，结果是四。所以答案是四。 We add.")),
         row("p2", 3, completion(LONG_PARAGRAPH)),
         row("p2", 4, completion(LOOP)),
@@ -494,7 +494,7 @@ def test_student_tokenizer_counts_the_assistant_turn(tmp_path, eval_file, tiny_q
 
     from distill.stages.filter.stage import run
 
-    long_text = " ".join(["carry the one and add the next column"] * 30)
+    long_text = " ".join(["carry the one and add the next column."] * 30)
     write_shard(tmp_path / "t", [row("t1", 0, completion(CLEAN), tokens=5), row("t2", 0, completion(long_text))])
     tok = AutoTokenizer.from_pretrained(tiny_qwen)
     short_len = len(tok(f"<think>\n{CLEAN}\n</think>\n\n{ANSWER}", add_special_tokens=False)["input_ids"])

@@ -449,8 +449,8 @@ def language_consistency(text: str, target: str, *, problem: str | None = None) 
 def detect_language(text: str) -> str | None:
     """The language most words of ``text`` are in (a :data:`SUPPORTED` code); None when it has no words.
 
-    The words of each shared script are identified together, in one call; fewer than MIN_WORDS of them that
-    the identifier is not CONFIDENT about are the script's most common language (Latin: English).
+    The words of each shared script are identified together, in one call; one or two words that the
+    identifier is not CONFIDENT about are the script's most common language (Latin: English).
 
     >>> detect_language("Find the number of ordered pairs $(x, y)$ of integers."), detect_language("求 $x$ 的值。")
     ('en', 'zh')
@@ -467,7 +467,7 @@ def detect_language(text: str) -> str | None:
         if script in _SHARED:
             ranked = _ranked(" ".join(tokens))
             lang, p = next(((la, p) for la, p in ranked if la in _SHARED[script]), ranked[0] if ranked else ("", 0.0))
-            if len(tokens) < MIN_WORDS and p < CONFIDENT:
+            if len(tokens) < 3 and p < CONFIDENT:
                 lang = _SCRIPT_DEFAULT[script]
         if lang:
             weights[lang] = weights.get(lang, 0.0) + _weight(script, tokens)

@@ -60,9 +60,9 @@ def reword(problem: str, rng: random.Random) -> str:
 
 # ---------------------------------------------------------------- the old rule (distill before this change)
 
-def legacy(n: int = 8) -> tuple[Callable[[str, str], None], Callable[[str], str | None]]:
+def legacy(n: int = 8) -> tuple[Callable[[str, str], None], Callable[..., str | None]]:
     word_re = re.compile(r"\w+")
-    grams: dict[tuple[str, ...], str] = {}
+    grams: dict[tuple[str, ...], set[str]] = {}
     short: dict[tuple[str, ...], str] = {}
 
     def add(text: str, label: str) -> None:
@@ -70,21 +70,21 @@ def legacy(n: int = 8) -> tuple[Callable[[str, str], None], Callable[[str], str 
         if len(tokens) < n:
             short.setdefault(tuple(tokens), label)
         for i in range(len(tokens) - n + 1):
-            grams.setdefault(tuple(tokens[i : i + n]), label)
+            grams.setdefault(tuple(tokens[i : i + n]), set()).add(label)
 
-    def find(text: str) -> str | None:
+    def find(text: str, exclude: str | None = None) -> str | None:
         tokens = word_re.findall(text.lower())
         for i in range(len(tokens) - n + 1):
-            if tuple(tokens[i : i + n]) in grams:
-                return grams[tuple(tokens[i : i + n])]
+            if any(label != exclude for label in grams.get(tuple(tokens[i : i + n]), ())):
+                return "hit"
         lengths = {len(k) for k in short}
         return next((short[tuple(tokens[i : i + m])] for m in lengths for i in range(len(tokens) - m + 1)
-                     if tuple(tokens[i : i + m]) in short), None)
+                     if short.get(tuple(tokens[i : i + m]), exclude) != exclude), None)
 
     return add, find
 
 
-def method(name: str) -> tuple[Callable[[str, str], None], Callable[[str], str | None]]:
+def method(name: str) -> tuple[Callable[[str, str], None], Callable[..., str | None]]:
     from distill.stages.filter.decontaminate import NgramIndex
 
     if name == "before":
@@ -122,21 +122,15 @@ def queries(data: Path) -> tuple[dict[str, list[str]], list[tuple[str, list[tupl
 
 
 def flagged(name: str, indexed: list[tuple[str, str]], texts: list[str]) -> list[str]:
-    """The texts ``name``'s index flags; with nothing indexed: each text against all the others of ``texts``."""
+    """The texts ``name``'s index flags; with nothing indexed: each text against all the others of ``texts``
+    (one index of them all, the text's own label excluded; its n-grams still count for the boilerplate filter)."""
+    add, find = method(name)
+    pairs = indexed or [("self", t) for t in texts]
+    for i, (_, text) in enumerate(pairs):
+        add(text, f"e{i}")
     if indexed:
-        add, find = method(name)
-        for i, (_, text) in enumerate(indexed):
-            add(text, f"e{i}")
         return [t for t in texts if find(t) is not None]
-    out = []
-    for i, text in enumerate(texts):   # leave one out
-        add, find = method(name)
-        for j, other in enumerate(texts):
-            if j != i:
-                add(other, f"e{j}")
-        if find(text) is not None:
-            out.append(text)
-    return out
+    return [t for i, t in enumerate(texts) if find(t, exclude=f"e{i}") is not None]
 
 
 def main() -> int:

@@ -103,6 +103,7 @@ TEXTS: dict[str, list[str]] = {
 
 # A restricted set for lingua (speed): widely used languages, the nine above among them.
 COMMON = "en es fr de it pt nl pl tr vi id ru uk zh ja ko ar hi th bn".split()
+_WORD = re.compile(r"[A-Za-z]{2,}")   # sentences of three words or more (not lines of pure math)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -113,7 +114,7 @@ def real_english(limit: int = 300) -> list[str]:
     out: list[str] = []
     for line in SHARED.read_text(encoding="utf-8").splitlines():
         completion = json.loads(line)["completion"].replace("<think>", " ").split("</think>")[0]
-        out.extend(s.strip() for s in _SENTENCE_SPLIT.split(completion) if len(s.split()) >= 3)
+        out.extend(s.strip() for s in _SENTENCE_SPLIT.split(completion) if len(_WORD.findall(s)) >= 3)
     return out[::7][:limit]
 
 

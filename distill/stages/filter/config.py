@@ -29,6 +29,12 @@ class FilterConfig:
                             choices=["chat", "prompt"])
     language: str = option("auto", "target language of the chain of thought: 'auto' (each problem's own language) "
                            "or a code of the language identifier (en, zh, ja, ru, es, ...: distill.verify.language)")
+    reasoning_format: str = option("auto", "how completions mark their reasoning: auto (each row's own, recorded), "
+                                   "think (<think>...</think>), sky-t1 (<|begin_of_thought|>...), s1 "
+                                   "(<|im_start|>think ... <|im_start|>answer), custom (--reasoning-delimiters)",
+                                   choices=["auto", "think", "sky-t1", "s1", "custom"])
+    reasoning_delimiters: list[str] = option([], "with --reasoning-format custom: the opening and closing "
+                                             "delimiters of the reasoning, e.g. '<reason>' '</reason>'")
     tokenizer: str | None = option(None, "the student's tokenizer (folder or hub id) to count tokens with; "
                                    "default: the trace's completion_tokens (the teacher's count)")
     trust_remote_code: bool = option(False, "allow custom code when loading --tokenizer")
@@ -47,6 +53,8 @@ class FilterConfig:
     completeness: bool = option(True, "drop traces that did not finish: no </think>, empty reasoning, no answer")
     require_stop: bool = option(True, "completeness: finish_reason must be 'stop' (not 'length', 'abort' ...)")
     require_answer: bool = option(True, "completeness: the text after </think> must hold a final (boxed) answer")
+    drop_truncated: bool = option(True, "completeness: drop reasoning whose last sentence is cut off (a length "
+                                  "budget hit mid-sentence), even when a closing tag was appended")
 
     # ------------------------------------------------------------------ readability
     readability: bool = option(True, "drop chains of thought that mix languages, ramble, hold code or loop")
@@ -55,7 +63,10 @@ class FilterConfig:
     min_paragraph_language_consistency: float | None = option(
         0.8, "the same share in every paragraph: catches a CoT that switches language for a while")
     max_paragraph_chars: int | None = option(3000, "longest paragraph allowed, in characters (blank-line separated)")
-    allow_code: bool = option(False, "keep traces with code blocks or lines of code (the paper drops them for math)")
+    allow_code: bool = option(False, "keep reasoning with code blocks or lines of code (the paper drops them for "
+                              "math; a fenced block of column arithmetic is not code, and the answer is not checked)")
+    drop_special_tokens: bool = option(True, "drop traces holding leftover chat special tokens (<|im_start|>, "
+                                       "<|eot_id|>, ...) in the reasoning or answer")
     max_repetition: float | None = option(0.2, "largest share of repeated word n-grams (a looping trace is near 1)")
     repetition_ngram: int = option(10, "n of the word n-grams the repetition check counts")
 
@@ -85,6 +96,10 @@ class FilterConfig:
     hub_private: bool = option(True, "with --push-to-hub: create the repo private")
 
     def __post_init__(self) -> None:
+        if (self.reasoning_format == "custom") != bool(self.reasoning_delimiters) or \
+                len(self.reasoning_delimiters) not in (0, 2):
+            raise ValueError("--reasoning-format custom takes exactly two --reasoning-delimiters (open, close), "
+                             "and the delimiters go only with the custom format")
         if self.language != "auto":
             from distill.verify.language import SUPPORTED
 
@@ -123,4 +138,9 @@ class FilterConfig:
         from distill.verify import VerifySettings
 
         return VerifySettings(mode=self.verify_mode, think="auto", timeout=self.verify_timeout,
-                              workers=self.verify_workers)
+                              workers=self.verify_workers, reasoning_format=self.reasoning_format,
+                              reasoning_delimiters=self.delimiters())
+
+    def delimiters(self) -> tuple[str, str] | None:
+        """The custom reasoning delimiters as a pair (None unless --reasoning-format custom)."""
+        return (self.reasoning_delimiters[0], self.reasoning_delimiters[1]) if self.reasoning_delimiters else None

@@ -39,7 +39,7 @@ _WORD_RE = re.compile(r"\w+")
 _ASY_RE = re.compile(r"\[asy\].*?(?:\[/asy\]|\Z)", re.DOTALL | re.IGNORECASE)
 PROBLEM_COLUMNS = ("problem", "question", "Problem", "Question")
 MAX_DF = 3           # an n-gram in more eval problems than this is boilerplate
-MIN_OVERLAP = 0.2    # share of an eval problem's informative n-grams a training text must contain
+MIN_OVERLAP = 0.3    # share of an eval problem's informative n-grams a training text must contain
 
 Gram = tuple[str, ...]
 
@@ -140,15 +140,19 @@ class NgramIndex:
         sizes = self.sizes()
         return {label: count / sizes[label] for label, count in hits.items()}
 
-    def find(self, text: str | None) -> str | None:
-        """The label of an eval problem ``text`` repeats (the largest overlap), or None."""
+    def find(self, text: str | None, *, exclude: str | None = None) -> str | None:
+        """The label of an eval problem ``text`` repeats (the largest overlap), or None.
+
+        ``exclude``: a label never reported (to check an eval set against the rest of itself).
+        """
         if not text:
             return None
         tokens = words(text)
         label = self._whole.get(tuple(tokens))
-        if label is not None:
+        if label is not None and label != exclude:
             return label
         shares = self.overlaps(text)
+        shares.pop(exclude, None)   # type: ignore[arg-type]
         if shares:
             best = max(shares, key=lambda k: shares[k])
             if shares[best] >= self.min_overlap:
@@ -156,7 +160,7 @@ class NgramIndex:
         for m in self._short_lengths:
             for gram in ngrams(tokens, m):
                 label = self._short.get(gram)
-                if label is not None:
+                if label is not None and label != exclude:
                     return label
         return None
 

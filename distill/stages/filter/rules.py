@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from distill.stages.filter.config import FilterConfig
 from distill.stages.filter.decontaminate import NgramIndex
 from distill.stages.filter.trace import Trace
-from distill.verify import extract_answer, has_code_block, longest_paragraph, repetition_ratio
+from distill.verify import (
+    extract_answer,
+    has_code_block,
+    leftover_special_tokens,
+    longest_paragraph,
+    looks_truncated,
+    repetition_ratio,
+)
 from distill.verify.language import paragraph_consistency
 
 
@@ -46,7 +53,7 @@ def decontamination(t: Trace, ctx: FilterContext) -> str | None:
 
 
 def completeness(t: Trace, ctx: FilterContext) -> str | None:
-    """Finished with ``stop``, closed ``</think>`` after non-empty reasoning, and a final answer after it."""
+    """Finished with ``stop``, closed reasoning that is not empty and not cut mid-sentence, and a final answer."""
     cfg = ctx.cfg
     if cfg.require_stop and t.finish_reason != "stop":
         return f"not_stopped:{t.finish_reason}"
@@ -54,6 +61,8 @@ def completeness(t: Trace, ctx: FilterContext) -> str | None:
         return "no_think_close"
     if not (t.reasoning or "").strip():
         return "empty_reasoning"
+    if cfg.drop_truncated and looks_truncated(t.reasoning or ""):
+        return "truncated"            # cut mid-sentence by a length budget, even if a closing tag was appended
     if cfg.require_answer:
         if not t.answer.strip():
             return "empty_answer"
@@ -70,13 +79,16 @@ def correctness(t: Trace, ctx: FilterContext) -> str | None:
 
 
 def readability(t: Trace, ctx: FilterContext) -> str | None:
-    """Wall-of-text paragraphs, code, too few target-language words (overall or in a paragraph), loops."""
+    """Wall-of-text paragraphs, code in the reasoning, leftover chat special tokens, too few target-language words
+    (overall or in a paragraph), loops."""
     cfg = ctx.cfg
     text = t.readable_text
     if cfg.max_paragraph_chars is not None and longest_paragraph(text) > cfg.max_paragraph_chars:
         return "long_paragraph"
-    if not cfg.allow_code and has_code_block(text):
-        return "code_block"
+    if not cfg.allow_code and has_code_block(t.reasoning if t.reasoning is not None else text):
+        return "code_block"           # in the reasoning: a program in the answer is the answer (code problems)
+    if cfg.drop_special_tokens and leftover_special_tokens(text):
+        return "special_tokens"
     if cfg.min_language_consistency is not None or cfg.min_paragraph_language_consistency is not None:
         # The whole trace's share and its lowest paragraph's, in one pass; "auto": the problem's own language.
         overall, lowest = paragraph_consistency(text, cfg.language, problem=t.problem or t.user)

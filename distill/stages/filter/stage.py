@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from distill.stages.filter.decontaminate import EvalSet, NgramIndex, build_index
 from distill.stages.filter.rules import FilterContext
 from distill.stages.filter.stats import build_stats, format_table
 from distill.stages.filter.trace import Trace, prepare
+from distill.verify import detect_format
 
 STATS_FILE = "filter_stats.json"
 DROPPED_FILE = "dropped.jsonl"
@@ -74,7 +76,7 @@ def run(cfg: FilterConfig) -> Path:
     start = time.perf_counter()
 
     report = ReadReport()
-    traces = read_traces(folders, cfg.user_turn, report)
+    traces = read_traces(folders, cfg, report)
     timing["read"] = time.perf_counter() - start
     bad_lines = [str(b) for b in report.bad]
     if not traces:
@@ -102,6 +104,9 @@ def run(cfg: FilterConfig) -> Path:
     outcome = filter_traces(traces, FilterContext(cfg, index), workers=cfg.workers)
     timing["filters_wall"] = time.perf_counter() - t0
 
+    hints = format_hints(traces, outcome, cfg)
+    for hint in hints:
+        print(hint)
     filters_on = {"decontamination": cfg.decontaminate, "completeness": cfg.completeness,
                   "correctness": cfg.correctness, "readability": cfg.readability, "length": cfg.length,
                   "dedup": cfg.dedup, "selection": cfg.select != "all"}
@@ -111,6 +116,7 @@ def run(cfg: FilterConfig) -> Path:
         "token_count": f"tokens ({cfg.tokenizer})" if cfg.tokenizer else "completion tokens (teacher)",
         "decontamination": decontamination_report(cfg, traces, outcome, index, eval_sets),
         "selection": {"mode": cfg.select, "max_per_problem": cfg.max_per_problem if cfg.select != "all" else None},
+        "format_hints": hints,
     }
     stats = build_stats(traces, outcome, filters=filters_on, bad_lines=bad_lines, extra=extra)
     splits = write_outputs(out, cfg, traces, outcome, stats, record, timing, start)
@@ -127,9 +133,22 @@ def run(cfg: FilterConfig) -> Path:
 
 
 # ---------------------------------------------------------------- reading and checking
+def format_hints(traces: Sequence[Trace], outcome: Outcome, cfg: FilterConfig) -> list[str]:
+    """One line per reasoning format that rows dropped as unclosed actually use, naming the flag that reads it."""
+    seen: Counter[str] = Counter()
+    for t in traces:
+        if outcome.drop_reason(t.index) == "completeness:no_think_close":
+            found = detect_format(t.completion)
+            if found and found != cfg.reasoning_format:
+                seen[found] += 1
+    return [f"filter: {n:,} row(s) dropped as no_think_close are written in the {fmt} format, which "
+            f"--reasoning-format {cfg.reasoning_format} does not read: pass --reasoning-format {fmt} (or auto)"
+            for fmt, n in seen.most_common()]
 
 
-def read_traces(folders: Sequence[Path], user_turn: str, report: ReadReport) -> list[Trace]:
+
+
+def read_traces(folders: Sequence[Path], cfg: FilterConfig, report: ReadReport) -> list[Trace]:
     """Every readable row of every folder, in order; bad lines go to ``report`` (with file and line)."""
     from tqdm import tqdm
 
@@ -137,7 +156,8 @@ def read_traces(folders: Sequence[Path], user_turn: str, report: ReadReport) -> 
     with tqdm(desc="read", unit="trace", mininterval=1.0) as bar:
         for folder in folders:
             for row in iter_traces(folder, report):
-                traces.append(prepare(row, index=len(traces), folder=str(folder), user_turn=user_turn))
+                traces.append(prepare(row, index=len(traces), folder=str(folder), user_turn=cfg.user_turn,
+                                      reasoning_format=cfg.reasoning_format, delimiters=cfg.delimiters()))
                 bar.update(1)
     return traces
 

@@ -1,7 +1,8 @@
 """One trace row made ready for filtering: the completion split once into reasoning and answer.
 
 A row of a traces folder (``distill.data.traces.TRACE_FIELDS``) becomes a :class:`Trace`. The split follows
-the truth layer (:func:`distill.verify.split_think`): reasoning is what precedes the first ``</think>``; a
+the truth layer (:func:`distill.verify.split_reasoning`): reasoning is what precedes the first ``</think>`` (or
+Sky-T1's, s1's or a custom closing delimiter; "auto" recognises each row's format and records it); a
 prompt ending in ``<think>`` (the row's ``prompt_has_think``, worked out from its prompt for older shards:
 :func:`distill.data.traces.trace_prompt_has_think`) means the completion opens inside the reasoning. When
 the completion holds no ``</think>`` but the generator stored its own split (``reasoning`` / ``answer_text``,
@@ -23,7 +24,7 @@ from typing import Any
 from distill.chat_template import THINK_CLOSE, assistant_content
 from distill.data.prompts import user_content
 from distill.data.traces import trace_prompt_has_think
-from distill.verify import split_think
+from distill.verify import split_reasoning
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Trace:
     source: str | None
     completion_tokens: int | None
     num_tokens: int | None = None   # tokens of the assistant turn (student tokenizer) or completion_tokens
+    reasoning_format: str | None = None   # the delimiters found (think, sky-t1, s1, custom, reasoning_content)
 
     @property
     def closed(self) -> bool:
@@ -94,17 +96,23 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "chat") -> Trace:
-    """Turn a trace row into a :class:`Trace` (``user_turn``: "chat" or "prompt", see ``FilterConfig``)."""
+def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "chat",
+            reasoning_format: str = "auto", delimiters: tuple[str, str] | None = None) -> Trace:
+    """Turn a trace row into a :class:`Trace` (``user_turn``: "chat" or "prompt", see ``FilterConfig``).
+
+    ``reasoning_format`` (auto, think, sky-t1, s1, custom with ``delimiters``) says how the completion marks
+    its reasoning (:func:`distill.verify.split_reasoning`); the format found is recorded on the trace."""
     completion = row.get("completion") or ""
     prompt = row.get("prompt")
     prompt_has_think = trace_prompt_has_think(row)
-    parts = split_think(completion, prompt_has_think=prompt_has_think)
+    parts = split_reasoning(completion, reasoning_format, prompt_has_think=prompt_has_think, custom=delimiters)
+    found = parts.format
     if parts.has_think and parts.finished:
         reasoning: str | None = parts.reasoning or ""
         answer = parts.answer
     elif THINK_CLOSE not in completion and row.get("reasoning") is not None and row.get("answer_text") is not None:
         reasoning, answer = str(row["reasoning"]).strip(), str(row["answer_text"]).strip()
+        found = found or "reasoning_content"
     else:
         reasoning, answer = None, parts.answer
     problem = _text(row.get("problem"))
@@ -131,4 +139,5 @@ def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "c
         teacher=_text(row.get("teacher")),
         source=_text(row.get("source")),
         completion_tokens=_int(row.get("completion_tokens")),
+        reasoning_format=found,
     )
