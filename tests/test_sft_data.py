@@ -413,9 +413,9 @@ def test_trainer_arguments_never_fall_back_to_trl_defaults(tmp_path):
 
 
 def test_output_folder_decisions(tmp_path):
-    from distill.stages.sft.config import SFTStageConfig, train_fingerprint
     from distill.outdir import MARKER
     from distill.outdir import prepare_out as outdir_prepare
+    from distill.stages.sft.config import SFTStageConfig, train_fingerprint
     from distill.stages.sft.output import prepare_out
 
     out = tmp_path / "student"
