@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +88,16 @@ def test_card_refuses_an_sft_dir_without_a_run_record(tmp_path, capsys, content,
     assert main(["card", "--student", "tiny-qwen", "--sft-dir", str(run), "--out", str(cards)]) == 2
     assert f"--sft-dir {run}: {why}" in _err(capsys)
     assert not (cards / "tiny-qwen.md").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (unwritable even for root)")
+def test_an_unwritable_out_is_refused_before_any_work_even_as_root(tmp_path):
+    from distill.outdir import check_writable
+
+    with pytest.raises(DistillError, match="cannot write in /proc"):
+        check_writable("/proc/distill-test/out")
+    check_writable(tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())   # the probe leaves nothing
 
 
 def test_card_out_under_a_file_is_one_clear_error(tmp_path, capsys):

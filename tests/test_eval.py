@@ -231,3 +231,24 @@ def test_data_without_gold_or_with_non_integer_aime_gold_fails_before_sampling(t
     none = write_jsonl(tmp_path / "none.jsonl", [{"id": "x", "problem": "q", "answer": None}])
     with pytest.raises(DataError, match="no gold answer"):
         load_docs("custom", str(none))
+
+
+def test_problems_without_gold_are_left_out_and_recorded_not_a_failed_eval(tmp_path):
+    from distill.cli import main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in [{"id": "a", "problem": "1+1?", "answer": "2"},
+                                                           {"id": "b", "problem": "2+2?"}]))
+    comps = tmp_path / "c.jsonl"
+    comps.write_text("".join(json.dumps({"id": i, "completions": ["\\boxed{2}", "\\boxed{2}"]}) + "\n" for i in "ab"))
+    out = tmp_path / "eval"
+    assert main(["eval", "--task", "custom", "--completions", str(comps), "--data-file", str(data), "--out", str(out),
+                 "--verify-workers", "0"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["num_problems"] == 1 and res["pass@1"] == 1.0 and res["skipped_without_gold"] == ["b"]
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(json.dumps({"id": "x", "answer": "2", "completions": ["\\boxed{2}"]}) + "\n"
+                    + json.dumps({"id": "y", "completions": ["\\boxed{3}"]}) + "\n")
+    assert main(["eval", "--task", "aime24", "--completions", str(bare), "--out", str(tmp_path / "e2"),
+                 "--verify-workers", "0"]) == 0
+    assert json.loads((tmp_path / "e2" / "results.json").read_text())["skipped_without_gold"] == ["y"]

@@ -546,3 +546,34 @@ def test_interrupted_write_leaves_no_half_dataset(tmp_path, eval_file, monkeypat
         run(FilterConfig(traces=[str(tmp_path / "t")], out=str(tmp_path / "o"), decontaminate_files=[str(eval_file)],
                          workers=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+def test_rows_without_gold_are_reported_and_dropped_not_a_failed_run(tmp_path, eval_file, capsys):
+    from distill.stages.filter.stage import run
+
+    rows = [row("g1", 0, completion(CLEAN)), row("n1", 0, completion(CLEAN), gold=None, verdict=None),
+            row("n1", 1, completion(CLEAN), gold=None, verdict=None)]
+    write_shard(tmp_path / "t", rows)
+    out = tmp_path / "o"
+    run(FilterConfig(traces=[str(tmp_path / "t")], out=str(out), workers=1, decontaminate_files=[str(eval_file)],
+                     verify_workers=0))
+    stats = json.loads((out / "filter_stats.json").read_text())
+    assert stats["rows_kept"] == 1 and stats["drops_first"] == {"correctness:no_gold": 2}
+    assert stats["golds"]["without_gold"] == ["n1"]
+    assert "have no gold answer" in capsys.readouterr().out
+
+
+def test_gold_majority_labels_problems_whose_samples_agree(tmp_path, eval_file):
+    from distill.stages.filter.stage import run
+
+    agree = [row("m1", s, completion(CLEAN, "So $\\boxed{4}$."), gold=None, verdict=None) for s in range(3)]
+    agree.append(row("m1", 3, completion(CLEAN + "\n\nSo five.", "So $\\boxed{5}$."), gold=None, verdict=None))
+    split = [row("m2", s, completion(CLEAN, f"So $\\boxed{{{s}}}$."), gold=None, verdict=None) for s in range(4)]
+    write_shard(tmp_path / "t", agree + split)
+    out = tmp_path / "o"
+    run(FilterConfig(traces=[str(tmp_path / "t")], out=str(out), workers=1, decontaminate_files=[str(eval_file)],
+                     verify_workers=0, gold="majority", majority_min=0.75, dedup=False))
+    stats = json.loads((out / "filter_stats.json").read_text())
+    assert stats["golds"]["majority_labelled"] == ["m1"] and stats["golds"]["without_gold"] == ["m2"]
+    assert stats["rows_kept"] == 3
+    assert stats["drops_first"] == {"correctness:incorrect": 1, "correctness:no_gold": 4}

@@ -185,13 +185,29 @@ def _keep(script: str, word: str) -> bool:
 
 
 def _ascii_words(tokens: list[str]) -> list[str]:
-    """The ASCII tokens that are words; each distinct token is judged once per process (_keep), then looked up."""
+    """The ASCII tokens that are words, in order; each distinct token is judged once per process, then looked up."""
     if len(_ASCII_WORDS) > _CACHE_WORDS:
         _ASCII_WORDS.clear()
         _ASCII_OTHER.clear()
     for token in set(tokens).difference(_ASCII_WORDS, _ASCII_OTHER):
-        (_ASCII_WORDS if token.isalpha() and _keep("Latn", token) else _ASCII_OTHER).add(token)
+        (_ASCII_WORDS if token.isascii() and token.isalpha() and _keep("Latn", token) else _ASCII_OTHER).add(token)
     return list(filter(_ASCII_WORDS.__contains__, tokens))
+
+
+def _other_words(tokens: list[str], out: dict[str, list[str]]) -> None:
+    """Add the words of tokens that are not ASCII to ``out`` (script -> words), in order."""
+    for token in tokens:
+        if token in _ASCII_WORDS:
+            out.setdefault("Latn", []).append(token)
+            continue
+        if token.isascii():
+            continue
+        for word, unspaced in _word_re().findall(token):
+            for script, piece in _pieces(word or unspaced):
+                if script in _CJK:
+                    out.setdefault("Hani", []).extend(piece)
+                elif script in _UNSPACED or _keep(script, piece):
+                    out.setdefault(script, []).append(piece)
 
 
 def _words(text: str) -> dict[str, list[str]]:
@@ -200,18 +216,14 @@ def _words(text: str) -> dict[str, list[str]]:
         words = _ascii_words(text.encode().translate(_PUNCT_ASCII, b"-").decode().split())
         return {"Latn": words} if words else {}
     tokens = text.translate(_PUNCT).split()
+    latin = _ascii_words(tokens)   # in English with plain-text math, the other tokens are math: no Latin word
     out: dict[str, list[str]] = {}
-    for token in tokens:
-        if token.isascii():
-            if token.isalpha() and _keep("Latn", token):
-                out.setdefault("Latn", []).append(token)
-            continue
-        for word, unspaced in _word_re().findall(token):
-            for script, piece in _pieces(word or unspaced):
-                if script in _CJK:
-                    out.setdefault("Hani", []).extend(piece)
-                elif script in _UNSPACED or _keep(script, piece):
-                    out.setdefault(script, []).append(piece)
+    _other_words([t for t in tokens if not t.isascii()], out)
+    if "Latn" in out:   # accented Latin words too (café, área): all of them again, in order
+        out = {}
+        _other_words(tokens, out)
+    elif latin:
+        out["Latn"] = latin
     if "Hani" in out and _KANA_RE.search(text):
         out.setdefault("Kana", []).extend(out.pop("Hani"))
     return out

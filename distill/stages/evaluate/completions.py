@@ -71,8 +71,12 @@ def read_rows(path: str | Path, *, mode: str) -> list[tuple[int, str, str | None
 
 
 def read_completions(path: str | Path, *, mode: str, data_docs: list[dict[str, Any]] | None = None,
-                     limit: int | None = None) -> list[ProblemCompletions]:
-    """The problems to score, in the data file's order (or the completions file's order without one)."""
+                     limit: int | None = None, skipped: list[str] | None = None) -> list[ProblemCompletions]:
+    """The problems to score, in the data file's order (or the completions file's order without one).
+
+    ``skipped``: ids of problems without a gold answer (rows without 'answer', or left out of ``data_docs``):
+    they are not scored, and their ids are appended to it."""
+    skipped = [] if skipped is None else skipped
     from distill.verify import answers_equivalent
 
     path = Path(path)
@@ -82,16 +86,22 @@ def read_completions(path: str | Path, *, mode: str, data_docs: list[dict[str, A
             log.warning("%s: --limit %d: scoring the first %d rows, %d left out", path, limit, limit,
                         len(rows) - limit)
         out = []
-        for line, pid, answer, completions in rows[:limit]:
+        for _line, pid, answer, completions in rows[:limit]:
             if answer is None:
-                raise DataError(f"{path}:{line}: id {pid!r} has no 'answer'; give every row its gold answer, or "
-                                "pass --data-file to take the golds from the problem file by id")
+                skipped.append(pid)
+                continue
             out.append(ProblemCompletions(pid, answer, completions))
+        if not out:
+            raise DataError(f"{path}: every row has no 'answer'; give the rows their gold answers, or pass --data-file "
+                            "to take the golds from the problem file by id")
+        if skipped:
+            log.warning("%s: %d row(s) without an 'answer' left out: %s (pass --data-file to take golds by id)",
+                        path, len(skipped), _ids(skipped))
         return out
 
     docs = data_docs[:limit] if limit else data_docs
     known = {str(d["id"]) for d in data_docs}
-    by_id = {pid: (line, answer, completions) for line, pid, answer, completions in rows}
+    by_id = {pid: (line, answer, completions) for line, pid, answer, completions in rows if pid not in skipped}
     unknown = [pid for pid in by_id if pid not in known]
     if unknown:
         raise DataError(f"{path}: {len(unknown)} row id(s) not in the data file: {_ids(unknown)}. The ids must "

@@ -16,6 +16,7 @@ logic lives here, inside the package, where it is imported and tested like any o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,11 +26,16 @@ from distill.stages.evaluate.scoring import problem_metrics
 from distill.stages.evaluate.tasks import get_task
 from distill.verify import VerifySettings
 
+log = logging.getLogger(__name__)
+
 
 def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | None = None, think: str = "auto",
               prompt_has_think: bool = False, fallback: bool = False, verify_timeout: float = 5.0,
-              verify_workers: int | None = None, trust_remote_code: bool = False) -> list[dict[str, Any]]:
-    """The task's problems as lm-eval docs; every gold answer is checked before any sampling starts."""
+              verify_workers: int | None = None, trust_remote_code: bool = False,
+              skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """The task's problems as lm-eval docs; every gold answer is checked before any sampling starts.
+
+    A problem without a gold answer is left out (it cannot be scored) and reported; its id goes to ``skipped``."""
     from distill.data.problems import load_problems
     from distill.verify.equivalence import check_gold
 
@@ -50,9 +56,11 @@ def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | Non
                         "for a local copy)") from None
     mode = verify_mode or spec.mode
     docs = []
+    missing: list[str] = []
     for p in problems:
         if p.answer is None or not str(p.answer).strip():
-            raise DataError(f"{source}: problem {p.id!r} has no gold answer; every eval problem needs one")
+            missing.append(p.id)
+            continue
         try:
             check_gold(p.answer, mode)
         except ValueError as exc:
@@ -61,6 +69,13 @@ def load_docs(task: str, data_file: str | None = None, *, verify_mode: str | Non
                      "verify_think": think, "verify_prompt_has_think": bool(prompt_has_think),
                      "verify_fallback": bool(fallback), "verify_timeout": float(verify_timeout),
                      "verify_workers": -1 if verify_workers is None else int(verify_workers)})
+    if missing:
+        if not docs:
+            raise DataError(f"{source}: no gold answer in any of its {len(missing)} problems; an eval needs golds")
+        log.warning("%s: %d problem(s) without a gold answer left out of the eval: %s", source, len(missing),
+                    ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        if skipped is not None:
+            skipped.extend(missing)
     return docs
 
 

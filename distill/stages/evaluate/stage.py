@@ -29,6 +29,7 @@ from distill.outdir import check_ours, prepare_out
 from distill.runinfo import RunRecord
 from distill.stages.evaluate.completions import read_completions
 from distill.stages.evaluate.config import DEFAULT_SAMPLES, EvalConfig
+from distill.stages.evaluate.hooks import load_docs
 from distill.stages.evaluate.outputs import RESULTS_FILE, metric_names, pct, write_outputs
 from distill.stages.evaluate.scoring import score_problems, verify_problems
 from distill.stages.evaluate.tasks import EvalTask, get_task
@@ -89,13 +90,13 @@ def run(cfg: EvalConfig) -> Path:
     meta: dict[str, Any] = {"task": task.name, "task_title": task.title, "model": cfg.model,
                             "completions_file": cfg.completions, "limit": cfg.limit}
 
+    skipped: list[str] = []
     if cfg.completions is not None:
         data_docs = None
         if cfg.data_file is not None:
-            from distill.stages.evaluate.hooks import load_docs
-
-            data_docs = load_docs(task.name, cfg.data_file, verify_mode=mode)
-        problems = read_completions(cfg.completions, mode=mode, data_docs=data_docs, limit=cfg.limit)
+            data_docs = load_docs(task.name, cfg.data_file, verify_mode=mode, skipped=skipped)
+        problems = read_completions(cfg.completions, mode=mode, data_docs=data_docs, limit=cfg.limit,
+                                    skipped=skipped)
         n = cfg.samples or max(len(p.completions) for p in problems)
         if n == 0:
             raise DataError(f"{cfg.completions}: every row has an empty 'completions' list; nothing to score")
@@ -108,6 +109,8 @@ def run(cfg: EvalConfig) -> Path:
         if cfg.temperature == 0 and n > 1:
             log.warning("temperature 0 is greedy decoding: the %d samples per problem will be identical", n)
         record.write(out, status="partial")
+        load_docs(task.name, cfg.data_file, verify_mode=mode, skipped=skipped,
+                  trust_remote_code=cfg.trust_remote_code)   # the problems lm-eval will leave out, for the record
         harness = run_harness(cfg, task, out, n=n, verify_mode=mode)
         problems = harness.problems
         prompt_has_think = harness.prompt_has_think
@@ -119,6 +122,7 @@ def run(cfg: EvalConfig) -> Path:
                                  "metrics": harness.lm_eval_metrics}})
         record.extra["lm_eval_model_args"] = harness.model_args
 
+    meta["skipped_without_gold"] = skipped
     verdicts = verify_problems(problems, cfg.verify_settings(mode), prompt_has_think=prompt_has_think, progress=True)
     try:
         scored = score_problems(problems, verdicts, n=n, mode=mode, timeout=cfg.verify_timeout)

@@ -44,6 +44,12 @@ class FilterConfig:
     # ------------------------------------------------------------------ correctness
     correctness: bool = option(True, "keep only traces whose verdict against the gold answer is 'correct'")
     reverify: bool = option(False, "re-verify every trace with the truth layer, ignoring verdicts in the traces")
+    gold: str = option("given", "where gold answers come from: 'given' (the traces' gold; rows without one are "
+                       "reported and dropped as no_gold) or 'majority' (a problem without a gold is labelled by the "
+                       "teacher's majority answer when at least --majority-min of its samples agree)",
+                       choices=["given", "majority"])
+    majority_min: float = option(0.5, "with --gold majority: the share of a problem's samples that must give the "
+                                 "same final answer for it to become the gold")
     verify_mode: str = option("math", "answer comparison: 'math' (math-verify) or 'aime' (integers 0-999)",
                               choices=["math", "aime"])
     verify_timeout: float = option(5.0, "seconds allowed per answer check (a check that overruns is 'timeout')")

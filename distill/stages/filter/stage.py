@@ -45,7 +45,8 @@ from distill.stages.filter.decontaminate import EvalSet, NgramIndex, build_index
 from distill.stages.filter.rules import FilterContext
 from distill.stages.filter.stats import build_stats, format_table
 from distill.stages.filter.trace import Trace, prepare
-from distill.verify import detect_format
+from distill.verify import detect_format, extract_answer
+from distill.verify.normalize import canonical_text
 
 STATS_FILE = "filter_stats.json"
 DROPPED_FILE = "dropped.jsonl"
@@ -91,7 +92,9 @@ def run(cfg: FilterConfig) -> Path:
         timing["decontamination_index"] = time.perf_counter() - t0
 
     verification: dict[str, Any] = {"verified": 0, "from_traces": sum(t.verdict is not None for t in traces)}
+    golds: dict[str, Any] = {}
     if cfg.correctness:
+        golds = settle_golds(traces, cfg)
         verification = fill_verdicts(traces, cfg.verify_settings(), reverify=cfg.reverify)
         timing["verify"] = verification.pop("seconds")
     if cfg.tokenizer:
@@ -117,6 +120,7 @@ def run(cfg: FilterConfig) -> Path:
         "decontamination": decontamination_report(cfg, traces, outcome, index, eval_sets),
         "selection": {"mode": cfg.select, "max_per_problem": cfg.max_per_problem if cfg.select != "all" else None},
         "format_hints": hints,
+        "golds": golds,
     }
     stats = build_stats(traces, outcome, filters=filters_on, bad_lines=bad_lines, extra=extra)
     splits = write_outputs(out, cfg, traces, outcome, stats, record, timing, start)
@@ -133,6 +137,44 @@ def run(cfg: FilterConfig) -> Path:
 
 
 # ---------------------------------------------------------------- reading and checking
+def settle_golds(traces: Sequence[Trace], cfg: FilterConfig) -> dict[str, Any]:
+    """Rows without a gold: with ``--gold majority`` labelled by their problem's majority answer when enough
+    samples agree; the rest get the verdict ``no_gold`` (dropped by correctness, counted and listed)."""
+    labelled = majority_golds(traces, cfg.majority_min, cfg.verify_mode) if cfg.gold == "majority" else {}
+    missing = []
+    for t in traces:
+        if t.gold is not None or (t.verdict is not None and not cfg.reverify):
+            continue
+        if t.id in labelled:
+            t.gold, t.gold_source = labelled[t.id], "majority"
+        else:
+            t.verdict = "no_gold"
+            missing.append(t)
+    problems = sorted({t.id for t in missing})
+    if missing:
+        print(f"filter: {len(problems):,} problem(s) ({len(missing):,} rows) have no gold answer"
+              + (" and no clear majority" if cfg.gold == "majority" else "")
+              + f"; dropped as no_gold: {_examples(missing)}")
+    return {"source": cfg.gold, "majority_labelled": sorted(labelled), "without_gold": problems[:50],
+            "without_gold_count": len(problems)}
+
+
+def majority_golds(traces: Sequence[Trace], share: float, mode: str) -> dict[str, str]:
+    """Problem id -> the final answer at least ``share`` of its samples give (problems without a gold only)."""
+    answers: dict[str, list[str | None]] = {}
+    for t in traces:
+        if t.gold is None:
+            answers.setdefault(t.id, []).append(extract_answer(t.answer, mode=mode) if t.closed else None)
+    out = {}
+    for pid, found in answers.items():
+        counts = Counter(canonical_text(a) for a in found if a)
+        if counts:
+            top, n = counts.most_common(1)[0]
+            if n / len(found) >= share:
+                out[pid] = next(a for a in found if a and canonical_text(a) == top)
+    return out
+
+
 def format_hints(traces: Sequence[Trace], outcome: Outcome, cfg: FilterConfig) -> list[str]:
     """One line per reasoning format that rows dropped as unclosed actually use, naming the flag that reads it."""
     seen: Counter[str] = Counter()
@@ -179,11 +221,12 @@ def check_inputs(traces: Sequence[Trace], cfg: FilterConfig) -> None:
                         f"(field 'problem'): {_examples(no_user)}; {fix}")
     if cfg.correctness:
         no_gold = [t for t in traces if t.gold is None and (cfg.reverify or t.verdict is None)]
-        if no_gold:
+        if no_gold and len(no_gold) == len(traces) and cfg.gold == "given":
             raise DataError(
                 f"the correctness filter needs a gold answer, but {len(no_gold)} trace row(s) have none (field "
                 f"'gold') and no verdict: {_examples(no_gold)}. Generate the traces from a problem set with answers, "
-                "or pass --no-correctness (recipe: 'correctness: false') to keep traces without checking them")
+                "pass --gold majority to label them by the teacher's majority answer, or --no-correctness "
+                "(recipe: 'correctness: false') to keep traces without checking them")
     if cfg.length and not cfg.tokenizer:
         unknown = [t for t in traces if t.completion_tokens is None]
         if unknown:

@@ -47,6 +47,7 @@ class Trace:
     completion_tokens: int | None
     num_tokens: int | None = None   # tokens of the assistant turn (student tokenizer) or completion_tokens
     reasoning_format: str | None = None   # the delimiters found (think, sky-t1, s1, custom, reasoning_content)
+    gold_source: str = "given"            # "majority": labelled by the teacher's majority answer (--gold majority)
 
     @property
     def closed(self) -> bool:

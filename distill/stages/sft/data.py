@@ -120,7 +120,8 @@ def _read_file(path: Path) -> Any:
         for _ in iter_jsonl(path, report):
             pass
         if report.bad:
-            raise DataError(f"{path}: {report.summary()}; fix or remove those lines") from None
+            more = f" (and {len(report.bad) - 1} more bad line(s))" if len(report.bad) > 1 else ""
+            raise DataError(f"{report.bad[0]}{more}; fix or remove that line") from None
     kind = {"parquet": "a readable parquet file", "json": "a JSON list of rows", "jsonl": "JSON lines"}[suffix[1:]]
     raise DataError(f"{path}: not {kind} that datasets can load ({why}); check the file, or convert it to jsonl "
                     "with one {\"messages\": [...]} object per line") from None
