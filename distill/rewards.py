@@ -12,7 +12,8 @@ factory: ``REWARDS[name](...)`` returns a configured reward (the accuracy reward
 mapping. The module-level ``accuracy_reward`` etc. are the factories' defaults.
 
 The paper's rewards: accuracy (rule-based, final answer vs ground truth) and format (``<think>``). R1 adds a
-language-consistency reward; ``overlong_penalty`` is DAPO's soft length penalty, a departure from the paper
+language-consistency reward; ``code`` runs the answer's program against the row's tests in the sandbox
+(:func:`make_code_reward`); ``overlong_penalty`` is DAPO's soft length penalty, a departure from the paper
 offered for long-CoT runs with a length cap.
 """
 
@@ -265,6 +266,102 @@ def make_overlong_penalty(
     return overlong_penalty
 
 
+# ---------------------------------------------------------------- code (sandboxed tests)
+
+# Columns a row's code tests may come in (the first found wins): ``tests`` (a HumanEval row, an
+# ``{inputs, outputs}`` dict, a list of pairs, or any of these as JSON text), ``test`` + ``entry_point``
+# (HumanEval's own columns), ``input_output`` (APPS, JSON text), ``inputs`` + ``outputs``.
+CODE_TEST_COLUMNS = ("tests", "test", "entry_point", "input_output", "inputs", "outputs")
+
+
+def _row_tests(kwargs: dict[str, Any], i: int, tests_column: str | None) -> Any:
+    """Row ``i``'s tests from the batch's columns, or None when the row has none."""
+    import json
+
+    def col(name: str) -> Any:
+        values = kwargs.get(name)
+        return None if values is None else values[i]
+
+    names = [tests_column] if tests_column else ["tests"]
+    for name in names:
+        value = col(name)
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else None
+        if value:
+            return value
+    if tests_column:
+        return None
+    if col("test") and col("entry_point"):
+        return {"test": col("test"), "entry_point": col("entry_point")}
+    if col("input_output"):
+        return {"input_output": col("input_output")}
+    if col("inputs") is not None and col("outputs") is not None:
+        return {"inputs": col("inputs"), "outputs": col("outputs")}
+    return None
+
+
+def make_code_reward(
+    *,
+    tests_column: str | None = None,
+    partial: bool = False,
+    cpu_s: float = 10.0,
+    wall_s: float = 15.0,
+    memory_mb: int = 1024,
+    workers: int | None = None,
+    prompt_has_think: bool = False,
+) -> RewardFn:
+    """1.0 when the program in the completion's answer passes all of the row's tests, else 0.0 (with
+    ``partial: true``, the share of tests that pass); ``None`` for a row without tests.
+
+    The program is the last fenced code block of the answer part (after ``</think>``; a completion whose
+    reasoning never closed has no answer, hence no code: 0.0). It runs in :mod:`distill.verify.sandbox`
+    through :func:`distill.verify.verify_code_batch`, ``workers`` at a time (default: usable CPUs), each run
+    bounded by ``cpu_s``, ``wall_s`` and ``memory_mb``: an endless loop scores 0.0 after ``wall_s`` at most.
+    Tests come from ``tests_column`` or else from the first of :data:`CODE_TEST_COLUMNS` a row fills. In a
+    recipe: ``rewards: {code: {weight: 1.0}}``.
+
+    Example:
+        >>> reward = make_code_reward(workers=1)
+        >>> reward(["```python\\nprint(int(input()) * 2)\\n```", "no code"],
+        ...        tests=[{"inputs": ["2\\n"], "outputs": ["4\\n"]}, None])
+        [1.0, None]
+    """
+    from distill.verify import Limits
+
+    limits = Limits(cpu_s=cpu_s, wall_s=wall_s, memory_bytes=int(memory_mb) << 20)
+
+    def code_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        from distill.verify import extract_program, verify_code_batch
+
+        rows, programs, tests = [], [], []
+        for i, c in enumerate(completions):
+            try:
+                spec = _row_tests(kwargs, i, tests_column)
+            except ValueError as exc:
+                raise ValueError(f"code reward: row {i}: tests are not valid JSON ({exc})") from None
+            if spec is None:
+                continue
+            parts = split_think(completion_text(c), prompt_has_think=prompt_has_think)
+            rows.append(i)
+            programs.append(extract_program(parts.answer) if parts.finished else None)
+            tests.append(spec)
+        rewards: list[float | None] = [None] * len(completions)
+        if not rows:
+            return rewards
+        try:
+            verdicts = verify_code_batch(programs, tests, limits=limits, workers=workers, fail_fast=not partial)
+        except TypeError as exc:
+            raise ValueError(f"code reward: {exc}") from None
+        for i, v in zip(rows, verdicts, strict=True):
+            if v.correct:
+                rewards[i] = 1.0
+            else:
+                rewards[i] = v.passed / v.total if partial and v.total else 0.0
+        return rewards
+
+    return code_reward
+
+
 # ---------------------------------------------------------------- registry
 
 REWARDS: dict[str, Callable[..., RewardFn]] = {
@@ -273,6 +370,7 @@ REWARDS: dict[str, Callable[..., RewardFn]] = {
     "r1_zero_format": make_r1_zero_format_reward,
     "language_consistency": make_language_consistency_reward,
     "overlong": make_overlong_penalty,
+    "code": make_code_reward,
 }
 
 accuracy_reward = make_accuracy_reward()
@@ -280,6 +378,7 @@ format_reward = make_format_reward()
 r1_zero_format_reward = make_r1_zero_format_reward()
 language_consistency_reward = make_language_consistency_reward()
 overlong_penalty = make_overlong_penalty()
+code_reward = make_code_reward()
 
 
 def build_rewards(spec: dict[str, dict[str, Any] | None]) -> tuple[list[RewardFn], list[float]]:

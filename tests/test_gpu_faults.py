@@ -78,7 +78,7 @@ def test_a_32k_student_is_refused_32k_new_tokens_naming_both_numbers():
 def test_model_positions_follow_vllms_rope_scaling_rule():
     from transformers import Qwen2Config
 
-    from distill.stages.evaluate.harness import model_positions
+    from distill.stages.evaluate.vllm_model import model_positions
 
     linear = Qwen2Config(max_position_embeddings=4096,
                          rope_parameters={"rope_type": "linear", "factor": 4.0, "rope_theta": 1e4})
@@ -199,7 +199,7 @@ def test_adamw_update_of_1e6_vanishes_in_bf16_weights_not_fp32():
 def test_request_seeds_differ_per_copy_and_not_per_replica():
     from more_itertools import distribute
 
-    from distill.stages.evaluate.harness import request_seeds
+    from distill.stages.evaluate.vllm_model import request_seeds
 
     p, q = [1, 2, 3], [4, 5]
     requests = [p] * 4 + [q] * 4                      # lm-eval clones each request `repeats` times, side by side
@@ -260,7 +260,7 @@ def test_seeded_vllm_sampling_params_are_random_seed_requests():
     vllm = pytest.importorskip("vllm")
     from vllm.sampling_params import SamplingType
 
-    from distill.stages.evaluate.harness import seed_sampling_params
+    from distill.stages.evaluate.vllm_model import seed_sampling_params
 
     sp = vllm.SamplingParams(temperature=0.6, top_p=0.95, max_tokens=8)
     assert sp.sampling_type == SamplingType.RANDOM

@@ -279,16 +279,16 @@ def sbatch_lines() -> list[tuple[str, str]]:
     found = []
     sources = [REPO / "README.md", *sorted(SCRIPTS.glob("*.slurm"))]
     for path in sources:
-        for line in path.read_text().splitlines():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
             if path.suffix == ".slurm" and not line.startswith("# "):
                 continue                             # a script's usage lines are its comments
             text = re.sub(r"\[[^\]]*\]", "", line.lstrip("# ").split("  #")[0]).strip()   # [optional ...]
             if "sbatch " in text and "scripts/slurm/" in text:
-                found.append((path.name, text[text.index("sbatch "):]))
+                found.append((f"{path.name}:{number}", text[text.index("sbatch "):]))
     return found
 
 
-@pytest.mark.parametrize(("source", "line"), sbatch_lines())
+@pytest.mark.parametrize(("source", "line"), sbatch_lines(), ids=[source for source, _ in sbatch_lines()])
 def test_documented_sbatch_lines_pass_the_scripts_argument_checks(source, line, capsys, monkeypatch):
     from distill.cli import main
 

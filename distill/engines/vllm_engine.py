@@ -136,7 +136,7 @@ class VLLMEngine(BaseEngine):
         ids = list(self._tokenizer(req.prompt, add_special_tokens=req.add_special_tokens)["input_ids"])
         reason = context_shortfall(len(ids), sampling.max_tokens, self.max_model_len)
         if reason:
-            raise RequestError(reason)
+            raise RequestError(reason, permanent=True)   # recorded once; a rerun does not loop on it
         return ids
 
     def _add(self, engine: Any, rid: str, req: Request, sampling: Sampling, key: Any) -> None:

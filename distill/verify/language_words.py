@@ -6,7 +6,8 @@ or subscript (``x²``, ``a₁``, ``aₙ``, ``F₁₀₀₀``), a math symbol (``
 letter through ``(`` (``f(x)``, ``sin(x)``); a Greek letter glued to a Latin one (``πx``, ``sinθ``, ``Δt``,
 ``kπ``); single letters of alphabetic scripts (``x``, ``θ``: variables), Greek runs of two letters (``αβ``),
 upper-case Latin runs of up to four (``AB``, ``ABCD``: points) and function names (``sin``, ``log``,
-``gcd``, ``pi`` ...). Hyphens join (``non-negative`` is one word), other punctuation separates.
+``gcd``, ``pi`` ...). A hyphen with two letters on each side joins (``non-negative`` is one word,
+``n-k`` is not); other punctuation separates.
 
 **Words**, per script: in scripts written with spaces (Latin, Cyrillic, Greek, Arabic, Hebrew, Indic,
 Hangul ...) a run of two or more letters with its combining marks (Bengali vowel signs); in Chinese and
@@ -62,9 +63,9 @@ _PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 _SENTENCE_RE = re.compile(r"[.!?;:][\"'\u201d\u2019\u00bb)]*(?:\s|$)|\n|[。！？；：।॥]")
 _RELATION_RE = re.compile(r"\S+\s*(?=[=<>\u2264\u2265\u2260\u2248\u2261])|(?<=[=<>\u2264\u2265\u2260\u2248\u2261])\s*\S+")
 _KANA_RE = re.compile("[\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_PUNCT = str.maketrans({**dict.fromkeys(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb\u2013\u2014/\u2026", " "),
-                        "-": None})
-_PUNCT_ASCII = bytes.maketrans(b".,;:!?()[]{}\"'/", b" " * 15)
+_PUNCT = str.maketrans(dict.fromkeys(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb\u2013\u2014/\u2026-", " "))
+_PUNCT_ASCII = bytes.maketrans(b".,;:!?()[]{}\"'/-", b" " * 16)
+_COMPOUND_RE = re.compile(r"-(?<=[A-Za-z]{2}-)(?=[A-Za-z]{2})")   # non-negative -> nonnegative; n-k stays apart
 _FUNCTIONS = frozenset(
     f(name) for name in "sin cos tan cot sec csc log ln lg exp lim max min gcd lcm mod det arcsin arccos arctan "
     "sinh cosh tanh pi sqrt frac cdot".split() for f in (str.lower, str.capitalize))
@@ -158,8 +159,10 @@ def _other_words(tokens: list[str], out: dict[str, list[str]]) -> None:
 
 def words(text: str) -> dict[str, list[str]]:
     """script -> the words of ``text`` in it, in order (Han/kana: characters; "Kana" when kana occur)."""
+    if "-" in text:
+        text = _COMPOUND_RE.sub("", text)
     if text.isascii():   # bytes.translate is several times faster than str.translate
-        found = _ascii_words(text.encode().translate(_PUNCT_ASCII, b"-").decode().split())
+        found = _ascii_words(text.encode().translate(_PUNCT_ASCII).decode().split())
         return {"Latn": found} if found else {}
     tokens = text.translate(_PUNCT).split()
     latin = _ascii_words(tokens)   # in English with plain-text math the other tokens are math: no Latin word

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from distill.config import load_recipe
+from distill.errors import ConfigError
 from distill.stages.card.lineage import EvalRun, RunNode
 from distill.students import Student
 
@@ -88,8 +90,6 @@ def recipe_section(recipe: Path | None) -> list[str]:
         return []
     import yaml
 
-    from distill.config import load_recipe
-    from distill.errors import ConfigError
 
     try:
         section = load_recipe(recipe).get("sft") or {}

@@ -13,6 +13,7 @@ that also carries an ``answer`` must agree with the data file (compared in the t
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,172 @@ def read_completions(path: str | Path, *, mode: str, data_docs: list[dict[str, A
                             "is it the right --data-file?")
         out.append(ProblemCompletions(pid, gold, completions))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- code tasks
+# A code problem carries tests instead of a gold answer: HumanEval style (``test`` + ``entry_point``) or
+# stdin/stdout pairs (``inputs``/``outputs``, or ``input_output`` as JSON text). Its ``prompt`` (optional) is
+# what the model continued: HumanEval's signature + docstring.
+
+CODE_TEST_KEYS = ("test", "entry_point", "inputs", "outputs", "input_output")
+
+
+def code_tests_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The tests a row carries, as a dict :func:`distill.verify.code_tests.as_tests` reads; None without."""
+    if row.get("test") and row.get("entry_point"):
+        return {"test": str(row["test"]), "entry_point": str(row["entry_point"])}
+    if row.get("input_output"):
+        return {"input_output": row["input_output"]}
+    if isinstance(row.get("inputs"), list) and isinstance(row.get("outputs"), list):
+        return {"inputs": row["inputs"], "outputs": row["outputs"]}
+    return None
+
+
+def _raw_rows(path: Path) -> list[dict[str, Any]]:
+    import gzip
+    import json
+
+    from distill.data.problems import _read_local
+
+    if path.name.endswith(".jsonl.gz"):
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable gzipped jsonl file ({exc})") from None
+    return _read_local(path)
+
+
+def has_code_tests(path: str | Path) -> bool:
+    """Whether the first row of a problem or completions file carries code tests (then it is scored as code)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    rows = _raw_rows(path)
+    return bool(rows) and code_tests_of(rows[0]) is not None
+
+
+def load_code_docs(path: str | Path) -> list[dict[str, Any]]:
+    """Code problems ``{id, prompt, tests}`` from a jsonl(.gz)/json/parquet/csv file; every row must have an id
+    (``task_id`` or ``id``) and tests."""
+    from distill.data.problems import LINE_KEY
+
+    path = Path(path)
+    rows = _raw_rows(path)
+    docs, seen = [], set()
+    for i, row in enumerate(rows, start=1):
+        where = f"{path}:{row.get(LINE_KEY, i)}"
+        pid = row.get("task_id", row.get("id"))
+        if pid is None:
+            raise DataError(f"{where}: no 'task_id' or 'id'; every code problem needs an id")
+        pid = str(pid)
+        if pid in seen:
+            raise DataError(f"{where}: id {pid!r} appears twice")
+        seen.add(pid)
+        tests = code_tests_of(row)
+        if tests is None:
+            raise DataError(f"{where}: id {pid!r} has no tests: give it 'test' + 'entry_point' (HumanEval style) "
+                            "or 'inputs' + 'outputs' (stdin/stdout pairs)")
+        docs.append({"id": pid, "prompt": str(row.get("prompt") or ""), "tests": tests})
+    if not docs:
+        raise DataError(f"{path}: no problems")
+    return docs
+
+
+@dataclass
+class CodeProblem:
+    """One code problem: its tests, the prompt the model continued, and the completions in sample order."""
+
+    id: str
+    tests: dict[str, Any]
+    prompt: str = ""
+    completions: list[str] = field(default_factory=list)
+
+
+def read_code_completions(path: str | Path, *, data_docs: list[dict[str, Any]] | None = None,
+                          limit: int | None = None) -> list[CodeProblem]:
+    """Code problems to score. With ``data_docs`` the tests and prompts come from them by id (every row must
+    name a problem, every problem of the first ``limit`` must have a row); without, each row carries its own
+    tests (and ``prompt``)."""
+    from distill.data.jsonl import ReadReport, iter_jsonl
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"completions file not found: {path}")
+    report = ReadReport()
+    rows: list[tuple[int, str, list[str], dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for line, row in iter_jsonl(path, report):
+        pid, completions = _checked_row(path, line, row, seen)
+        rows.append((line, pid, completions, row))
+    if report.bad:
+        raise DataError(f"{path}: {report.summary()}. Fix those lines: a skipped line would change the scores")
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    if data_docs is None:
+        out = []
+        for line, pid, completions, row in rows[:limit]:
+            tests = code_tests_of(row)
+            if tests is None:
+                raise DataError(f"{path}:{line}: id {pid!r} has no tests; give the rows 'test' + 'entry_point' "
+                                "or 'inputs' + 'outputs', or pass --data-file (--task humaneval: its problems)")
+            out.append(CodeProblem(pid, tests, str(row.get("prompt") or ""), completions))
+        return out
+    docs = data_docs[:limit] if limit else data_docs
+    known = {d["id"] for d in data_docs}
+    by_id = {pid: completions for _line, pid, completions, _row in rows}
+    unknown = [pid for pid in by_id if pid not in known]
+    if unknown:
+        raise DataError(f"{path}: {len(unknown)} row id(s) not in the problems: {_ids(unknown)} (ids look like "
+                        f"{_ids([d['id'] for d in data_docs], 3)})")
+    absent = [d["id"] for d in docs if d["id"] not in by_id]
+    if absent:
+        raise DataError(f"{path}: no row for {len(absent)} of the {len(docs)} problems: {_ids(absent)}. Add them, "
+                        "or pass --limit to score only the first problems")
+    return [CodeProblem(d["id"], d["tests"], d["prompt"], by_id[d["id"]]) for d in docs]
+
+
+def _checked_row(path: Path, line: int, row: dict[str, Any], seen: dict[str, int]) -> tuple[str, list[str]]:
+    if row.get("id") is None:
+        raise DataError(f"{path}:{line}: no 'id' (keys: {', '.join(sorted(row)) or 'none'}); every row needs "
+                        "the problem's id")
+    pid = str(row["id"])
+    if pid in seen:
+        raise DataError(f"{path}:{line}: id {pid!r} already appeared on line {seen[pid]}; put all of a "
+                        "problem's completions in one row")
+    seen[pid] = line
+    completions = row.get("completions")
+    if not isinstance(completions, list) or not all(isinstance(c, str) for c in completions):
+        raise DataError(f"{path}:{line}: 'completions' must be a list of strings")
+    return pid, completions
+
+
+def program_of(completion: str, prompt: str = "", *, prompt_has_think: bool = False) -> str | None:
+    """The program a completion stands for (None: no code).
+
+    - the answer part (after ``</think>`` when the reasoning is tagged) has a fenced block: the last one
+      (:func:`distill.verify.extract_program`), preceded by the prompt when the prompt is valid Python on its
+      own (HumanEval's signature + docstring is: its imports and helper functions then stay defined, and the
+      fenced function replaces the docstring-only stub);
+    - no fence and no reasoning block: HumanEval's canonical form, prompt + completion (the function body);
+    - no fence after a reasoning block, or the reasoning never closed: no code.
+    """
+    from distill.verify import extract_program, split_think
+
+    parts = split_think(completion, prompt_has_think=prompt_has_think)
+    program = extract_program(parts.answer)
+    if program is not None:
+        if prompt.strip() and _compiles(prompt):
+            return prompt.rstrip("\n") + "\n\n\n" + program
+        return program
+    if parts.has_think or not completion.strip():
+        return None
+    return prompt + completion
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<prompt>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True

@@ -14,7 +14,7 @@ from distill.config import option
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
 
-TASK_NAMES = ["aime24", "aime25", "math500", "custom"]   # distill.stages.evaluate.tasks.TASKS
+TASK_NAMES = ["aime24", "aime25", "math500", "custom", "humaneval"]   # tasks.TASKS + tasks.CODE_TASKS
 DEFAULT_SAMPLES = 16
 # lm-eval model arguments that model_args must not override: distill sets them from its own options, checked against
 # the prompts and the model's positions (a smaller max_model_len there would make lm-eval cut prompts from the left:

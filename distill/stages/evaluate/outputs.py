@@ -1,7 +1,8 @@
 """Write what ``distill eval`` measured: ``results.json``, ``samples.jsonl``, ``problems.jsonl``, ``summary.md``.
 
 ``results.json`` holds fractions in [0, 1] (``pass@1``, ``pass@1_stderr``, ``pass@1_ci95``, ``cons@<n>``,
-``pass@<k>``, ``n``, ``num_problems``, sample counts and verdict counts) plus how they were measured;
+``pass@<k>``, ``n``, ``num_problems``, sample counts and verdict counts; for code tasks no ``cons@n`` but
+``failure_kinds``) plus how they were measured;
 ``summary.md`` shows them as percentages, the way the paper's tables do.
 """
 
@@ -92,7 +93,16 @@ def summary_markdown(results: dict[str, Any], problems: list[dict[str, Any]]) ->
         lines += ["## How this was measured", ""]
         lines += [f"- {k.replace('_', ' ')}: {html.escape(str(v), quote=False)}" for k, v in how.items()]
         lines.append("")
-    if problems and len(problems) <= MAX_TABLE_PROBLEMS:
+    if results.get("verify_mode") == "code":
+        kinds = results.get("failure_kinds") or {}
+        lines += ["Failures: " + (", ".join(f"{k} {v}" for k, v in kinds.items()) or "none") + ".", ""]
+    if problems and len(problems) <= MAX_TABLE_PROBLEMS and results.get("verify_mode") == "code":
+        lines += ["## Per problem", "", "| id | tests | correct | verdicts |", "| --- | --- | --- | --- |"]
+        for p in problems:
+            verdicts = ", ".join(f"{k} {v}" for k, v in p.get("statuses", {}).items())
+            lines.append(f"| {_cell(p['id'])} | {_cell(p['gold'])} | {p['num_correct']}/{p['n']} | {_cell(verdicts)} |")
+        lines.append("")
+    elif problems and len(problems) <= MAX_TABLE_PROBLEMS:
         lines += ["## Per problem", "", "| id | gold | correct | majority answer | cons |", "| --- | --- | --- | --- | --- |"]
         for p in problems:
             maj = p.get("majority_answer")

@@ -136,3 +136,76 @@ def problem_metrics(completions: Sequence[str], gold: str, settings: VerifySetti
                             timeout=settings.timeout)
     return {k: float(v) for k, v in scored.results.items()
             if (k.startswith("pass@") or k.startswith("cons@")) and not isinstance(v, list) and "_" not in k}
+
+
+def verify_code_problems(problems: Sequence[Any], *, limits: Any = None, workers: int | None = None,
+                         prompt_has_think: bool = False, progress: bool = False) -> list[list[Any]]:
+    """One :class:`~distill.verify.CodeVerdict` per completion of each
+    :class:`~distill.stages.evaluate.completions.CodeProblem`, every program run in the sandbox."""
+    from distill.stages.evaluate.completions import program_of
+    from distill.verify import verify_code_batch
+
+    programs, tests = [], []
+    for p in problems:
+        for c in p.completions:
+            programs.append(program_of(c, p.prompt, prompt_has_think=prompt_has_think))
+            tests.append(p.tests)
+    flat = verify_code_batch(programs, tests, limits=limits, workers=workers, progress=progress) if programs else []
+    out, start = [], 0
+    for p in problems:
+        out.append(flat[start:start + len(p.completions)])
+        start += len(p.completions)
+    return out
+
+
+def _tests_label(tests: dict[str, Any]) -> str:
+    if "entry_point" in tests:
+        return f"check({tests['entry_point']})"
+    return "stdin/stdout tests"
+
+
+def score_code_problems(problems: Sequence[Any], verdicts: Sequence[Sequence[Any]], *, n: int) -> Scored:
+    """pass@1 (mean over n, stderr, bootstrap CI) and pass@k for code; no cons@n (programs have no answer to
+    vote on). ``failure_kinds`` counts the verdicts that were not correct by kind (wrong_answer, error,
+    timeout, memory, no_code ...)."""
+    if len(problems) != len(verdicts):
+        raise ValueError(f"{len(problems)} problems but {len(verdicts)} verdict lists")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    per_problem, sample_rows, dropped = [], [], 0
+    statuses: Counter[str] = Counter()
+    by_id: dict[str, dict[str, Any]] = {}
+    for problem, pv in zip(problems, verdicts, strict=True):
+        if len(pv) != len(problem.completions):
+            raise ValueError(f"problem {problem.id!r}: {len(problem.completions)} completions but {len(pv)} verdicts")
+        dropped += max(0, len(pv) - n)
+        kept = list(pv[:n])
+        per_problem.append({"id": problem.id, "correct": [v.correct for v in kept]})
+        counts = Counter(v.status for v in kept)
+        statuses.update(counts)
+        by_id[problem.id] = {"gold": _tests_label(problem.tests), "statuses": dict(sorted(counts.items()))}
+        for j, v in enumerate(kept):
+            sample_rows.append({"id": problem.id, "sample": j, "correct": v.correct, "status": v.status,
+                                "tests_passed": v.passed, "tests_total": v.total, "detail": v.detail})
+    if not any(len(row["correct"]) for row in per_problem):
+        raise ValueError(f"no completions to score ({len(problems)} problems, all without completions)")
+    scored = score_samples(per_problem, n_expected=n, allow_missing=True)
+    missing = scored.pop("missing", [])
+    rows = []
+    for row in scored.pop("per_problem"):
+        extra = by_id[row["id"]]
+        rows.append({"id": row["id"], "gold": extra["gold"], **{k: v for k, v in row.items() if k != "id"},
+                     "statuses": extra["statuses"]})
+    have = [len(p["correct"]) for p in per_problem]
+    results = {
+        **scored,
+        "complete": not missing,
+        "missing": missing,
+        "samples_scored": len(sample_rows),
+        "samples_dropped": dropped,
+        "samples_per_problem": {"min": min(have), "max": max(have)},
+        "status_counts": dict(sorted(statuses.items())),
+        "failure_kinds": dict(sorted((k, v) for k, v in statuses.items() if k != "correct")),
+        "verify_mode": "code",
+    }
+    return Scored(results=results, problems=rows, samples=sample_rows)

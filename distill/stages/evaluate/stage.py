@@ -72,11 +72,14 @@ def _protocol(cfg: EvalConfig, task: EvalTask, n: int, mode: str, prompt_has_thi
 
 
 def run(cfg: EvalConfig) -> Path:
+    task = get_task(cfg.task)
+    if task.mode == "code" and cfg.model is not None:
+        raise ConfigError(f"--task {task.name} is scored from completions only: sample with `distill generate` (or "
+                          "any engine), then pass --completions FILE with rows {id, completions: [...]}")
     try:
         cfg.check_ready()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    task = get_task(cfg.task)
     mode = cfg.verify_mode or task.mode
     out = Path(cfg.out) if cfg.out else default_out(cfg)
     if not cfg.overwrite:
@@ -89,6 +92,9 @@ def run(cfg: EvalConfig) -> Path:
     record = RunRecord("eval", cfg, inputs=inputs)
     meta: dict[str, Any] = {"task": task.name, "task_title": task.title, "model": cfg.model,
                             "completions_file": cfg.completions, "limit": cfg.limit}
+
+    if _is_code(cfg, task):
+        return _run_code(cfg, task, out, record, meta)
 
     skipped: list[str] = []
     if cfg.completions is not None:
@@ -140,10 +146,62 @@ def run(cfg: EvalConfig) -> Path:
     return out
 
 
+def _is_code(cfg: EvalConfig, task: EvalTask) -> bool:
+    """Code tasks, and ``--task custom --completions`` whose problems (or rows) carry code tests."""
+    from distill.stages.evaluate.completions import has_code_tests
+
+    if task.mode == "code":
+        return True
+    if task.name != "custom" or cfg.completions is None or cfg.verify_mode is not None:
+        return False
+    return has_code_tests(cfg.data_file) if cfg.data_file else has_code_tests(cfg.completions)
+
+
+def _run_code(cfg: EvalConfig, task: EvalTask, out: Path, record: RunRecord, meta: dict[str, Any]) -> Path:
+    """Score code completions: each program runs against its problem's tests in distill.verify's sandbox."""
+    from distill.stages.evaluate.completions import load_code_docs, read_code_completions
+    from distill.stages.evaluate.scoring import score_code_problems, verify_code_problems
+    from distill.stages.evaluate.tasks import humaneval_data_file
+    from distill.verify import Limits
+
+    assert cfg.completions is not None
+    data = cfg.data_file or (str(humaneval_data_file()) if task.name == "humaneval" else None)
+    docs = load_code_docs(data) if data else None
+    problems = read_code_completions(cfg.completions, data_docs=docs, limit=cfg.limit)
+    n = cfg.samples or max(len(p.completions) for p in problems)
+    if n == 0:
+        raise DataError(f"{cfg.completions}: every row has an empty 'completions' list; nothing to score")
+    limits = Limits()
+    verdicts = verify_code_problems(problems, limits=limits, workers=cfg.verify_workers or None,
+                                    prompt_has_think=cfg.prompt_has_think, progress=True)
+    try:
+        scored = score_code_problems(problems, verdicts, n=n)
+    except ValueError as exc:
+        raise DataError(f"{cfg.completions}: {exc}") from None
+    meta.update({"data": data, "skipped_without_gold": [], "prompt_has_think": cfg.prompt_has_think,
+                 "protocol": {
+                     "completions": cfg.completions, "samples per problem": n, "data": data,
+                     "program": "the last fenced code block after </think> (after the prompt when the prompt is "
+                                "valid Python: its imports and helpers stay defined); without a fence and without "
+                                "reasoning, prompt + completion (HumanEval's body continuation)",
+                     "scoring": f"distill.verify sandbox: correct only when every test passes (per run: CPU "
+                                f"{limits.cpu_s:g} s, wall {limits.wall_s:g} s, memory {limits.memory_bytes >> 20} "
+                                "MiB); pass@k unbiased over n samples; no cons@n"}})
+    results = write_outputs(out, scored, meta)
+    record.counts.update({"problems": results["num_problems"], "n": n, "samples_scored": results["samples_scored"],
+                          "samples_dropped": results["samples_dropped"], "complete": results["complete"],
+                          "failure_kinds": results["failure_kinds"],
+                          **{name: results[name] for name in metric_names(results)}})
+    record.write(out)
+    _print_summary(results, out)
+    return out
+
+
 def _print_summary(results: dict[str, Any], out: Path) -> None:
     names = metric_names(results)
     head = f"pass@1 {pct(results['pass@1'])}% ± {pct(results.get('pass@1_stderr'))}"
-    rest = " · ".join(f"{k} {pct(results[k])}%" for k in names[1:])
+    rest = " · ".join([f"{k} {pct(results[k])}%" for k in names[1:]]
+                      + [f"{k} {v}" for k, v in (results.get("failure_kinds") or {}).items()])
     print(f"{results['task']}: {head} · {rest} (n={results['n']}, {results['num_problems']} problems) -> {out}")
     if not results["complete"]:
         print(f"warning: {len(results['missing'])} problem(s) have fewer than {results['n']} samples and were scored "

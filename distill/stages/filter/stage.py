@@ -91,17 +91,7 @@ def run(cfg: FilterConfig) -> Path:
         index, eval_sets = build_index(cfg.decontaminate_files or cfg.decontaminate_datasets, cfg.ngram)
         timing["decontamination_index"] = time.perf_counter() - t0
 
-    verification: dict[str, Any] = {"verified": 0, "from_traces": sum(t.verdict is not None for t in traces)}
-    golds: dict[str, Any] = {}
-    if cfg.correctness:
-        golds = settle_golds(traces, cfg)
-        verification = fill_verdicts(traces, cfg.verify_settings(), reverify=cfg.reverify)
-        timing["verify"] = verification.pop("seconds")
-    if cfg.tokenizer:
-        timing["tokenize"] = count_tokens(traces, cfg.tokenizer, trust_remote_code=cfg.trust_remote_code)
-    else:
-        for t in traces:
-            t.num_tokens = t.completion_tokens
+    verification, golds = verify_and_count(traces, cfg, timing)
 
     t0 = time.perf_counter()
     outcome = filter_traces(traces, FilterContext(cfg, index), workers=cfg.workers)
@@ -137,6 +127,23 @@ def run(cfg: FilterConfig) -> Path:
 
 
 # ---------------------------------------------------------------- reading and checking
+def verify_and_count(traces: Sequence[Trace], cfg: FilterConfig,
+                     timing: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verdicts (golds settled first) and token counts on every trace; returns (verification, golds) reports."""
+    verification: dict[str, Any] = {"verified": 0, "from_traces": sum(t.verdict is not None for t in traces)}
+    golds: dict[str, Any] = {}
+    if cfg.correctness:
+        golds = settle_golds(traces, cfg)
+        verification = fill_verdicts(traces, cfg.verify_settings(), reverify=cfg.reverify)
+        timing["verify"] = verification.pop("seconds")
+    if cfg.tokenizer:
+        timing["tokenize"] = count_tokens(traces, cfg.tokenizer, trust_remote_code=cfg.trust_remote_code)
+    else:
+        for t in traces:
+            t.num_tokens = t.completion_tokens
+    return verification, golds
+
+
 def settle_golds(traces: Sequence[Trace], cfg: FilterConfig) -> dict[str, Any]:
     """Rows without a gold: with ``--gold majority`` labelled by their problem's majority answer when enough
     samples agree; the rest get the verdict ``no_gold`` (dropped by correctness, counted and listed)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distill.config import option
+from distill.verify import VerifySettings
 
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
@@ -197,7 +198,6 @@ class GenerateConfig:
     def verify_settings(self) -> VerifySettings:
         """How verdicts are decided (the reasoning must close with </think> when the completion or the prompt
         opens <think>)."""
-        from distill.verify import VerifySettings
 
         workers = self.verify_workers
         if workers is None:

@@ -103,17 +103,7 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
                 job = plan.jobs[index]
                 left[job.problem.id] -= 1
                 if isinstance(completions, RequestError):
-                    permanent = bool(getattr(completions, "permanent", False))
-                    tally.fail(job.problem.id, job.start, str(completions), permanent=permanent)
-                    if permanent:
-                        log.warning("problem %s: skipped for good (listed in run.json; a rerun will not help): %s",
-                                    job.problem.id, completions)
-                    else:
-                        failures_in_a_row += 1
-                        log.warning("problem %s: request failed, skipped (a rerun retries it): %s", job.problem.id,
-                                    completions)
-                    if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                        raise EngineError(f"{failures_in_a_row} requests in a row failed; the last: {completions}")
+                    failures_in_a_row = _record_failure(job, completions, tally, failures_in_a_row)
                 else:
                     failures_in_a_row = 0
                     tally.answered += 1
@@ -155,6 +145,21 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
     if status == "failed":
         raise DistillError(str(scrub(failure_message(plan, tally))))
     return tally
+
+
+def _record_failure(job: Any, error: RequestError, tally: Tally, in_a_row: int) -> int:
+    """Count a failed request (a permanent one is listed, not retried); returns the failures in a row so far."""
+    permanent = bool(getattr(error, "permanent", False))
+    tally.fail(job.problem.id, job.start, str(error), permanent=permanent)
+    if permanent:
+        log.warning("problem %s: skipped for good (listed in run.json; a rerun will not help): %s",
+                    job.problem.id, error)
+        return in_a_row
+    in_a_row += 1
+    log.warning("problem %s: request failed, skipped (a rerun retries it): %s", job.problem.id, error)
+    if in_a_row >= MAX_FAILURES_IN_A_ROW:
+        raise EngineError(f"{in_a_row} requests in a row failed; the last: {error}")
+    return in_a_row
 
 
 def final_status(plan: Plan, tally: Tally) -> str:

@@ -12,11 +12,12 @@ from typing import Any
 
 from distill.data.jsonl import ShardWriter
 from distill.data.problems import Problem, load_problems
-from distill.data.prompts import prompt_opens_think
+from distill.data.prompts import chat_messages, prompt_opens_think, render_prompt
 from distill.data.shards import prepare_folder, scan_done, shard_name
 from distill.engines import Request, Sampling, derive_seed, resolve_engine_name
 from distill.errors import ConfigError, DataError, DistillError
 from distill.stages.generate.config import GenerateConfig
+from distill.verify.equivalence import check_gold
 
 Prompt = str | list[dict[str, str]]
 
@@ -154,7 +155,6 @@ def canonical_path(value: str) -> str:
 
 def check_golds(problems: list[Problem], mode: str, source: str) -> None:
     """Fail before any generation when a gold answer cannot be scored in this verify mode."""
-    from distill.verify.equivalence import check_gold
 
     for p in problems:
         if p.answer is None or not p.answer.strip():
@@ -188,7 +188,6 @@ def prompt_renderer(cfg: GenerateConfig, form: str) -> Callable[[Problem], Promp
     Whether the prompt opens ``<think>`` is read off the prompt itself (``prompt_opens_think``): with
     ``--force-think`` it always does (the prefilled assistant turn, or the ``<think>`` appended to the text).
     """
-    from distill.data.prompts import chat_messages, render_prompt
 
     if form == "messages":
         def render_messages(problem: Problem) -> Prompt:

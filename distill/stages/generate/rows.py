@@ -12,6 +12,7 @@ from typing import Any
 from distill.data.traces import TraceRow, trace_row
 from distill.stages.generate.config import GenerateConfig
 from distill.stages.generate.plan import Job, sampling_of
+from distill.verify import extract_answer, split_think, verify_batch
 
 # Failed requests listed by problem in run.json (all of them are counted).
 FAILURES_LISTED = 20
@@ -98,7 +99,6 @@ def _count(value: Any) -> int:
 
 def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: list[Any]) -> list[TraceRow]:
     """One row per completion, every TRACE_FIELDS key present; verdicts are filled in by ``verify_rows``."""
-    from distill.verify import extract_answer, split_think
 
     sampling = {**sampling_of(cfg).to_dict(), "num_samples": cfg.num_samples}
     gold = job.problem.answer if job.problem.answer and job.problem.answer.strip() else None
@@ -132,7 +132,6 @@ def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: lis
 
 def verify_rows(cfg: GenerateConfig, rows: list[TraceRow]) -> None:
     """Fill ``verdict`` (and ``final_answer`` from the verdict) for rows with a gold answer, in place."""
-    from distill.verify import verify_batch
 
     for has_think in (False, True):
         # (typed Any: the golds of this group are all str, which mypy cannot see through the filter)

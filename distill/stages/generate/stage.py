@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.data.shards import shard_lock, shard_name
-from distill.engines import BaseEngine
+from distill.engines import BaseEngine, get_engine
 from distill.errors import ConfigError
 from distill.stages.generate.config import GenerateConfig
 from distill.stages.generate.execute import base_counts, execute, new_record
@@ -72,7 +72,6 @@ def run(cfg: GenerateConfig) -> Path:
 
 
 def build_engine(cfg: GenerateConfig, name: str) -> BaseEngine:
-    from distill.engines import get_engine
 
     if name == "vllm":
         options: dict[str, Any] = dict(

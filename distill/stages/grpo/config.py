@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.config import option
+from distill.rewards import build_rewards
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 FORMAT_REWARDS = ("format", "r1_zero_format")
@@ -129,7 +130,6 @@ class GRPOStageConfig:
     report_to: str = option("none", "extra trackers for transformers (none, wandb, tensorboard, ...)")
 
     def __post_init__(self) -> None:
-        from distill.rewards import build_rewards
 
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise ValueError(f"rewards must map reward names to settings, e.g. {DEFAULT_REWARDS}")

@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from distill.metrics import score_samples
 from distill.stages.grpo.data import prompt_ids
+from distill.verify import verify_batch
 
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
@@ -87,8 +89,6 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
 def score(rows: Sequence[dict[str, Any]], samples: Sequence[Sequence[tuple[str, int, bool]]],
           settings: VerifySettings, *, prompt_has_think: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Verify every sample against its row's gold; return the summary and one record per sample."""
-    from distill.metrics import score_samples
-    from distill.verify import verify_batch
 
     flat = [(row, j, s) for row, ss in zip(rows, samples, strict=True) for j, s in enumerate(ss)]
     verdicts = verify_batch([s[0] for _, _, s in flat], [str(row["answer"]) for row, _, _ in flat], settings,

@@ -18,6 +18,11 @@ import shlex
 import sys
 from typing import Any
 
+from distill.config import resolve_config
+from distill.errors import ConfigError
+from distill.stages import section_names
+from distill.stages.grpo.config import GRPOStageConfig
+
 
 def server_gpus(cfg: Any) -> int:
     return int(cfg.vllm_tensor_parallel_size) * int(cfg.vllm_data_parallel_size)
@@ -42,10 +47,6 @@ def vllm_serve_command(cfg: Any, *, host: str = "0.0.0.0") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from distill.config import resolve_config
-    from distill.errors import ConfigError
-    from distill.stages import section_names
-    from distill.stages.grpo.config import GRPOStageConfig
 
     parser = argparse.ArgumentParser(prog="python -m distill.stages.grpo.serve",
                                      description="print the vLLM server settings of a GRPO recipe (server mode)")

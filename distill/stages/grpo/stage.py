@@ -37,10 +37,16 @@ from typing import Any
 
 from distill import outdir
 from distill.config import config_to_dict
+from distill.data.jsonl import read_jsonl
 from distill.errors import DistillError
 from distill.launch import launch_recipe, relaunch_stage, should_relaunch, started_by_relaunch
 from distill.runinfo import RunRecord, read_run
 from distill.stages.grpo.config import GRPOStageConfig
+from distill.stages.grpo.data import prepare, r1_zero_chat_template
+from distill.stages.grpo.heldout import EvalSettings, HeldOutEval
+from distill.stages.grpo.metrics import keep_until
+from distill.stages.grpo.reward_setup import setup_rewards
+from distill.stages.grpo.trl_args import CHECKPOINTS, cuda_available, make_grpo_config, trl_kwargs, vllm_installed
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,6 @@ LAUNCH_RECIPE = launch_recipe("grpo")      # written into --out by distill.launc
 
 
 def run(cfg: GRPOStageConfig) -> Path:
-    from distill.stages.grpo.trl_args import cuda_available
 
     _check_inputs(cfg)
     out = Path(cfg.out)
@@ -69,8 +74,6 @@ def _check_inputs(cfg: GRPOStageConfig) -> None:
 def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     """Train, watch and save. ``rewards`` (a :class:`~distill.stages.grpo.reward_setup.RewardSetup`) replaces the
     recipe's rewards: tests use it for toy tasks."""
-    from distill.stages.grpo.reward_setup import setup_rewards
-    from distill.stages.grpo.trl_args import cuda_available, make_grpo_config, trl_kwargs, vllm_installed
 
     _check_inputs(cfg)
     out = Path(cfg.out)
@@ -82,7 +85,6 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     if done:
         return out                                   # finished earlier with the same config
 
-    from distill.stages.grpo.data import prepare
 
     tokenizer = _load_tokenizer(cfg)
     data = prepare(cfg, tokenizer)
@@ -177,7 +179,6 @@ def _prepare_out(cfg: GRPOStageConfig, out: Path) -> tuple[bool, Path | None]:
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from distill.stages.grpo.trl_args import CHECKPOINTS
 
     if not started_by_relaunch():
         # Only the launching process acts on --overwrite, and only on a folder 'distill grpo' made.
@@ -219,7 +220,6 @@ def _checkpoint_step(path: Path) -> int:
 
 def _trim_logs(out: Path, step: int) -> None:
     from distill.stages.grpo.callbacks import EVAL_FILE, METRICS_FILE
-    from distill.stages.grpo.metrics import keep_until
 
     for name in (METRICS_FILE, EVAL_FILE):
         dropped = keep_until(out / name, step)
@@ -255,7 +255,6 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
         ProgressCallback,
         StopOnInterrupt,
     )
-    from distill.stages.grpo.heldout import EvalSettings, HeldOutEval
 
     stop = StopOnInterrupt(world_size=args.world_size)
     callbacks: list[Any] = [MetricsCallback(out, setup, plot_every=cfg.plot_every), ProgressCallback(), stop]
@@ -286,7 +285,6 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
 
 
 def _save_final(cfg: GRPOStageConfig, trainer: Any, tokenizer: Any, out: Path, main_process: bool) -> None:
-    from distill.stages.grpo.data import r1_zero_chat_template
 
     trainer.save_model(str(out))
     if not main_process:
@@ -320,7 +318,6 @@ def _select_best(out: Path, last_step: int) -> dict[str, Any]:
 
 
 def _summarise(record: RunRecord, out: Path, wall: float) -> None:
-    from distill.data.jsonl import read_jsonl
     from distill.stages.grpo.callbacks import EVAL_FILE, METRICS_FILE
 
     rows = read_jsonl(out / METRICS_FILE) if (out / METRICS_FILE).is_file() else []

@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from distill.errors import DistillError
+from distill.errors import ConfigError, DistillError
 
 CPU_SAFE_OVERRIDES = {"use_cpu": True, "bf16": False}
 CHECKPOINTS = "checkpoints"
@@ -150,7 +150,6 @@ def make_grpo_config(kwargs: dict[str, Any]) -> Any:
     """``trl.GRPOConfig(**kwargs)``; its batch-shape errors become ConfigErrors that say what to change."""
     from trl import GRPOConfig
 
-    from distill.errors import ConfigError
 
     try:
         return GRPOConfig(**kwargs)

@@ -11,9 +11,11 @@ import json
 import random
 from pathlib import Path
 
+from distill.data.prompts import user_content
 from distill.outdir import check_ours, prepare_out
 from distill.runinfo import RunRecord
 from distill.stages.nano_task.config import NanoTaskConfig
+from distill.stages.nano_task.task import problem_text, sample_pairs, slipped_trace
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -25,8 +27,6 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def run(cfg: NanoTaskConfig) -> Path:
     import datasets
 
-    from distill.data.prompts import user_content
-    from distill.stages.nano_task.task import problem_text, sample_pairs, slipped_trace
 
     check_ours(cfg.out, "nano-task")        # a rerun rewrites its own files; nobody else's
     out = prepare_out(cfg.out, "nano-task", overwrite=False)

@@ -24,6 +24,7 @@ from distill.outdir import clear, is_empty
 from distill.runinfo import is_complete, read_run
 from distill.stages import COMMANDS, get_command
 from distill.stages.pipeline.config import PipelineConfig
+from distill.stages.pipeline.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,6 @@ def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
         state["steps"][step.name]["gates"] = _check_gates(cfg, step)
         save()
     if cfg.report and not cfg.dry_run and last == len(steps) - 1:
-        from distill.stages.pipeline.report import write_report
 
         path = write_report(out, steps, recipe)
         print(f"report: {path}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill.chat_template import DEFAULT_TAGS, THINK_OPEN, r1_chat_template
+from distill.chat_template import DEFAULT_TAGS, THINK_OPEN, assistant_content, r1_chat_template
 from distill.errors import DistillError
 
 
@@ -204,7 +204,6 @@ def check_training_format(tokenizer: Any) -> dict[str, Any]:
     2. the assistant mask covers exactly the assistant content and the EOS;
     3. EOS and pad are different tokens.
     """
-    from distill.chat_template import assistant_content
 
     content = assistant_content("Add the units: 3 + 4 = 7.", "The answer is $\\boxed{7}$.")
     messages = [{"role": "user", "content": "What is 3 + 4?"}, {"role": "assistant", "content": content}]

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from distill.config import option
+from distill.errors import DistillError
+from distill.launch import recipes_dir
+from distill.students import get_student
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 STRATEGIES = ("ddp", "zero2", "zero3", "fsdp")
@@ -113,7 +116,6 @@ class SFTStageConfig:
     def implied_recipe(cls, values: dict[str, Any]) -> Path | None:
         """``recipes/students/<student>.yaml`` when a student is named without ``--recipe`` (flags and ``--set``
         still override it); None when there is no such file (an unknown name is reported by the config)."""
-        from distill.launch import recipes_dir
 
         student = values.get("student")
         if not isinstance(student, str) or not student or Path(student).name != student:
@@ -122,8 +124,6 @@ class SFTStageConfig:
         return path if path.is_file() else None
 
     def __post_init__(self) -> None:
-        from distill.errors import DistillError
-        from distill.students import get_student
 
         if not self.student:
             raise ValueError("no student: pass --student NAME (or a recipe from recipes/students/)")

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from distill.runinfo import RunRecord
+from distill.stages.sft.chat import check_training_format
 from distill.stages.sft.config import SFTStageConfig
+from distill.stages.sft.context import apply_context_extension
+from distill.stages.sft.lora import merge_adapter
 from distill.stages.sft.output import ADAPTER, CACHE, CHECKPOINTS, clean_saved, to_bf16, write_generation_config
 
 
@@ -33,8 +36,6 @@ def export_student(cfg: SFTStageConfig, model_src: str, out: Path, tokenizer: An
     """
     from transformers import AutoTokenizer
 
-    from distill.stages.sft.chat import check_training_format
-    from distill.stages.sft.lora import merge_adapter
 
     if cfg.lora and cfg.merge_lora:
         import torch
@@ -59,7 +60,6 @@ def export_student(cfg: SFTStageConfig, model_src: str, out: Path, tokenizer: An
 def _student_config(cfg: SFTStageConfig, model_src: str) -> Any:
     from transformers import AutoConfig
 
-    from distill.stages.sft.context import apply_context_extension
 
     config = AutoConfig.from_pretrained(model_src, trust_remote_code=cfg.trust_remote_code)
     apply_context_extension(config, rope_theta=cfg.rope_theta, max_position_embeddings=cfg.max_position_embeddings)

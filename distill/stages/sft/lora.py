@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
+from distill.stages.sft.chat import sync_model_tokens
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ def merge_adapter(base: str, adapter_dir: str | Path, out_dir: str | Path, *, co
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from distill.stages.sft.chat import sync_model_tokens
 
     model = AutoModelForCausalLM.from_pretrained(base, config=config, dtype=dtype,
                                                  trust_remote_code=trust_remote_code)

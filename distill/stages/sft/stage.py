@@ -28,9 +28,14 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.launch import relaunch_stage, should_relaunch
+from distill.stages.sft.chat import install_chat_template, pick_format
 from distill.stages.sft.config import SFTStageConfig
+from distill.stages.sft.data import load_sft_dataset, token_lengths
+from distill.stages.sft.export import export_student, finish, release_memory
+from distill.stages.sft.lora import quantization_config
 from distill.stages.sft.output import ADAPTER, OutState, prepare_out
-from distill.stages.sft.trainer import Setup, packing_attention_warning, sft_arguments
+from distill.stages.sft.plan import format_plan, make_plan
+from distill.stages.sft.trainer import Setup, build, fit, packing_attention_warning, sft_arguments
 from distill.students import Student, get_student
 
 # packing_attention_warning and sft_arguments live in distill.stages.sft.trainer; tests/test_sft_data.py reads them
@@ -63,11 +68,9 @@ def _cuda() -> bool:
 
 # ------------------------------------------------------------------------------------------------ plan
 def print_plan(cfg: SFTStageConfig, student: Student, model_src: str) -> Any:
-    from distill.stages.sft.plan import format_plan, make_plan
 
     lengths, how, total = None, None, None
     if cfg.dataset:
-        from distill.stages.sft.data import load_sft_dataset, token_lengths
 
         data = load_sft_dataset(cfg.dataset, split=cfg.dataset_split)
         tokenizer = _plan_tokenizer(cfg, model_src)
@@ -91,7 +94,6 @@ def _plan_tokenizer(cfg: SFTStageConfig, model_src: str) -> Any:
     try:
         from transformers import AutoTokenizer
 
-        from distill.stages.sft.chat import install_chat_template, pick_format
 
         tok = AutoTokenizer.from_pretrained(model_src, trust_remote_code=cfg.trust_remote_code)
         install_chat_template(tok, pick_format(cfg.chat_format, tok))
@@ -108,7 +110,6 @@ def run(cfg: SFTStageConfig) -> Path:
         print_plan(cfg, student, cfg.model or student.base_model or f"{student.name} (made by distill tiny)")
         return Path(cfg.out)
     if cfg.qlora:
-        from distill.stages.sft.lora import quantization_config
 
         quantization_config()                       # fail before anything else when CUDA/bitsandbytes are missing
     model_src = resolve_model(cfg, student)
@@ -134,8 +135,6 @@ def train(cfg: SFTStageConfig, student: Student, model_src: str, out: Path) -> P
     """Train on this process (one rank of a launched run), then save the student and run.json (main process)."""
     from accelerate import PartialState
 
-    from distill.stages.sft.export import export_student, finish, release_memory
-    from distill.stages.sft.trainer import build, fit
 
     cuda = _cuda()
     dist = PartialState(cpu=not cuda)

@@ -16,8 +16,17 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.runinfo import RunRecord
-from distill.stages.sft.chat import parameter_count
+from distill.stages.sft.chat import (
+    check_training_format,
+    install_chat_template,
+    parameter_count,
+    pick_format,
+    sync_model_tokens,
+)
 from distill.stages.sft.config import SFTStageConfig, train_fingerprint
+from distill.stages.sft.context import apply_context_extension, check_positions
+from distill.stages.sft.data import encode_dataset, load_sft_dataset
+from distill.stages.sft.lora import lora_config, quantization_config
 from distill.stages.sft.output import CACHE, CHECKPOINTS, GENERATION_DEFAULTS
 from distill.students import Student
 
@@ -126,10 +135,6 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
     from trl import SFTConfig, SFTTrainer
 
     from distill.stages.sft.callbacks import GracefulStop, LossRecorder
-    from distill.stages.sft.chat import check_training_format, install_chat_template, pick_format
-    from distill.stages.sft.context import apply_context_extension, check_positions
-    from distill.stages.sft.data import load_sft_dataset
-    from distill.stages.sft.lora import lora_config
 
     cuda = torch.cuda.is_available()
     # -------------------------------------------------------------- tokenizer, template, config
@@ -194,7 +199,6 @@ def _load_base(cfg: SFTStageConfig, model_src: str) -> tuple[Any, Any]:
 
 def _encode(cfg: SFTStageConfig, data: Any, tokenizer: Any, out: Path) -> tuple[Any, Any, Any, Any]:
     """``(train_ds, stats, eval_ds, eval_stats)``: the splits tokenized (eval ones None without an eval split)."""
-    from distill.stages.sft.data import encode_dataset
 
     train_ds, stats = encode_dataset(data.train, tokenizer, source=cfg.dataset, max_length=cfg.max_length,
                                      overlong=cfg.overlong, assistant_only=cfg.assistant_only_loss,
@@ -215,8 +219,6 @@ def _load_model(cfg: SFTStageConfig, model_src: str, model_config: Any, tokenize
     ``(model, embedding rows added)``."""
     from transformers import AutoModelForCausalLM
 
-    from distill.stages.sft.chat import sync_model_tokens
-    from distill.stages.sft.lora import quantization_config
 
     load_kwargs: dict[str, Any] = dict(config=copy.deepcopy(model_config), dtype=load_dtype(cfg, cuda),
                                        attn_implementation=resolve_attention(cfg.attn_implementation, cuda),
