@@ -127,3 +127,37 @@ def test_ctrl_c_checkpoints_and_a_plain_rerun_continues(reference, tiny_qwen, da
     assert rec["resumed_from"].endswith("checkpoint-6")
     assert [s for s, _ in losses(out)] == list(range(1, STEPS + 1))
     assert rec["counts"]["last_loss"] == pytest.approx(reference["counts"]["last_loss"], rel=1e-3)
+
+
+def test_a_pipeline_interrupted_mid_sft_resumes_from_its_checkpoint(tiny_qwen, dataset_dir, tmp_path, monkeypatch,
+                                                                     sigint_default, capsys):
+    """The issue's case: the pipeline dies while its SFT step holds checkpoints; the rerun continues from the
+    latest one (the step's config fingerprint matches), it does not restart at step 0 or delete them."""
+    import yaml
+
+    from distill.cli import main
+    from distill.stages.sft.callbacks import LossRecorder
+
+    recipe = tmp_path / "r.yaml"
+    sft = {k: v for k, v in SETTINGS.items()}
+    sft.update(student="tiny-qwen", model=str(tiny_qwen), dataset=str(dataset_dir), num_train_epochs=1.0)
+    recipe.write_text(yaml.safe_dump({"sft": sft, "pipeline": {"out": str(tmp_path / "run"), "report": False,
+                                                               "steps": [{"name": "student", "stage": "sft"}]}}))
+    original = LossRecorder.on_log
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        original(self, args, state, control, logs=logs, **kw)
+        if state.global_step == 9:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(LossRecorder, "on_log", on_log)
+    assert main(["pipeline", "--recipe", str(recipe)]) == 130
+    out = tmp_path / "run" / "student"
+    assert (out / "checkpoints" / "checkpoint-8").is_dir() or (out / "checkpoints" / "checkpoint-10").is_dir()
+    monkeypatch.setattr(LossRecorder, "on_log", original)
+    capsys.readouterr()
+    assert main(["pipeline", "--recipe", str(recipe)]) == 0
+    assert "student: resuming the interrupted run" in capsys.readouterr().out
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["status"] == "complete" and rec["counts"]["steps"] == 16
+    assert rec.get("resumed_from") and "checkpoint-" in rec["resumed_from"]

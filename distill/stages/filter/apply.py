@@ -49,11 +49,14 @@ class Outcome:
 def fill_verdicts(traces: Sequence[Trace], settings: VerifySettings, *, reverify: bool = False,
                   progress: bool = True) -> dict[str, Any]:
     """Verify (with :func:`distill.verify.verify_batch`) each trace with a gold and no verdict, or all with
-    ``reverify``; sets ``trace.verdict``. Returns counts and the time taken."""
+    ``reverify``; sets ``trace.verdict``. Traces with code tests (``trace.tests``) are judged by running the
+    answer's program instead (:func:`fill_code_verdicts`). Returns counts and the time taken."""
     from distill.verify import verify_batch
     from distill.verify.equivalence import check_gold
 
-    todo = [t for t in traces if t.gold is not None and (reverify or t.verdict is None)]
+    start = time.perf_counter()
+    code = fill_code_verdicts(traces, settings, reverify=reverify, progress=progress)
+    todo = [t for t in traces if t.tests is None and t.gold is not None and (reverify or t.verdict is None)]
     checked: set[str] = set()
     for t in todo:
         if t.gold in checked:
@@ -63,13 +66,44 @@ def fill_verdicts(traces: Sequence[Trace], settings: VerifySettings, *, reverify
         except ValueError as exc:
             raise DataError(f"{t.folder}: trace {t.id!r} sample {t.sample}: {exc}") from None
         checked.add(t.gold)  # type: ignore[arg-type]
-    start = time.perf_counter()
     verdicts = verify_batch([t.completion for t in todo], [t.gold or "" for t in todo], settings,
-                            prompt_has_think=[t.prompt_has_think for t in todo], progress=progress)
+                            prompt_has_think=[t.prompt_has_think for t in todo], progress=progress) if todo else []
     for t, v in zip(todo, verdicts):
         t.verdict = v.status
-    return {"verified": len(todo), "from_traces": sum(1 for t in traces if t.verdict is not None) - len(todo),
-            "seconds": time.perf_counter() - start}
+    verified = len(todo) + code
+    out: dict[str, Any] = {"verified": verified,
+                           "from_traces": sum(1 for t in traces if t.verdict is not None) - verified}
+    if code:
+        out["code_verified"] = code
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+# Verdicts that do not come from a check of the program (the stage marks rows without a gold "no_gold"):
+# a code trace carrying one of them is run anyway.
+_UNCHECKED = (None, "no_gold", "unverified")
+
+
+def fill_code_verdicts(traces: Sequence[Trace], settings: VerifySettings, *, reverify: bool = False,
+                       progress: bool = True) -> int:
+    """Run the program of each trace with code tests (the last fenced block of its answer, after ``</think>``;
+    an unclosed reasoning has none) against its tests in :mod:`distill.verify.sandbox`; the verdict is
+    ``correct`` or the failure kind (wrong_answer, error, timeout, memory, no_code ...). Traces whose verdict
+    came from a program check already are kept as they are unless ``reverify``. Returns how many ran."""
+    todo = [t for t in traces if t.tests is not None and (reverify or t.verdict in _UNCHECKED)]
+    if not todo:
+        return 0
+    from distill.verify import extract_program, verify_code_batch
+
+    programs = [extract_program(t.answer) if t.answer else None for t in todo]
+    try:
+        verdicts = verify_code_batch(programs, [t.tests for t in todo], workers=settings.workers or None,
+                                     progress=progress, fail_fast=True)
+    except TypeError as exc:   # malformed tests
+        raise DataError(f"{todo[0].folder}: a trace's 'tests' cannot be read: {exc}") from None
+    for t, v in zip(todo, verdicts, strict=True):
+        t.verdict = v.status
+    return len(todo)
 
 
 def count_tokens(traces: Sequence[Trace], tokenizer: str, *, trust_remote_code: bool = False,

@@ -23,6 +23,7 @@ from typing import Any
 
 from distill.chat_template import THINK_CLOSE, assistant_content
 from distill.data.prompts import user_content
+from distill.errors import DataError
 from distill.data.traces import trace_prompt_has_think
 from distill.verify import split_reasoning
 
@@ -48,6 +49,7 @@ class Trace:
     num_tokens: int | None = None   # tokens of the assistant turn (student tokenizer) or completion_tokens
     reasoning_format: str | None = None   # the delimiters found (think, sky-t1, s1, custom, reasoning_content)
     gold_source: str = "given"            # "majority": labelled by the teacher's majority answer (--gold majority)
+    tests: Any = None                     # code problems: the tests the answer's program must pass (see code_tests)
 
     @property
     def closed(self) -> bool:
@@ -88,6 +90,27 @@ def _prompt_user(prompt: Any) -> str | None:
         users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
         return _text(users[-1]) if users else None
     return _text(prompt)
+
+
+def code_tests(row: dict[str, Any]) -> Any:
+    """A code problem's tests from a trace row, or None: the optional ``tests`` field (anything
+    :func:`distill.verify.code_tests.as_tests` reads, or that as JSON text), else HumanEval's ``test`` +
+    ``entry_point`` or ``inputs`` + ``outputs``. A trace with tests is judged by running its program."""
+    import json
+
+    tests = row.get("tests")
+    if isinstance(tests, str):
+        try:
+            tests = json.loads(tests) if tests.strip() else None
+        except ValueError:
+            raise DataError(f"trace {row.get('id')!r}: 'tests' is not valid JSON") from None
+    if tests:
+        return tests
+    if row.get("test") and row.get("entry_point"):
+        return {"test": row["test"], "entry_point": row["entry_point"]}
+    if isinstance(row.get("inputs"), list) and isinstance(row.get("outputs"), list):
+        return {"inputs": row["inputs"], "outputs": row["outputs"]}
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -141,4 +164,5 @@ def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "c
         source=_text(row.get("source")),
         completion_tokens=_int(row.get("completion_tokens")),
         reasoning_format=found,
+        tests=code_tests(row),
     )
