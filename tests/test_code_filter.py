@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
-from distill.cli import main
 from distill.stages.filter.apply import fill_verdicts
 from distill.stages.filter.trace import prepare
 from distill.verify import VerifySettings
@@ -43,19 +40,29 @@ def test_fill_verdicts_runs_the_programs_of_code_traces():
     assert report["verified"] == 5 and report["code_verified"] == 5
 
 
-def test_filter_keeps_exactly_the_traces_whose_program_passes(tmp_path):
-    import datasets
+def test_filter_keeps_exactly_the_traces_whose_program_passes():
+    from distill.stages.filter.apply import filter_traces
+    from distill.stages.filter.config import FilterConfig
+    from distill.stages.filter.rules import FilterContext
+
+    cfg = FilterConfig(traces=["traces"], out="sft", require_answer=False, dedup=False, decontaminate=False,
+                       length=False, verify_workers=2)
+    traces = [prepare(r, index=i, folder="traces") for i, r in enumerate(ROWS)]
+    fill_verdicts(traces, cfg.verify_settings(), progress=False)
+    outcome = filter_traces(traces, FilterContext(cfg), workers=1, progress=False)
+    assert sorted(t.sample for t in outcome.kept) == [0, 1]
+    assert outcome.failures == {2: ["correctness:wrong_answer"]}
+
+
+def test_distill_filter_command_keeps_exactly_the_passing_programs(tmp_path, capsys):
+    from distill.cli import main
 
     folder = tmp_path / "traces"
     folder.mkdir()
     (folder / "shard-00000-of-00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     out = tmp_path / "sft"
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = main(["filter", "--traces", str(folder), "--out", str(out), "--no-require-answer",
-                     "--no-dedup", "--workers", "1", "--verify-workers", "2"])
-    assert code == 0, buf.getvalue()
-    ds = datasets.load_from_disk(str(out))
-    assert sorted(r["sample"] for r in ds) == [0, 1]
+    assert main(["filter", "--traces", str(folder), "--out", str(out), "--no-decontaminate", "--no-dedup",
+                 "--no-length", "--workers", "1", "--verify-workers", "2"]) == 0
     stats = json.loads((out / "filter_stats.json").read_text())
     assert stats["rows_kept"] == 2 and stats["drops_first"] == {"correctness:wrong_answer": 1}
+    assert "no gold answer" not in capsys.readouterr().out

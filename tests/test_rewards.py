@@ -134,7 +134,7 @@ def test_build_rewards_names_weights_and_aliases() -> None:
     assert [f.__name__ for f in fns] == ["accuracy", "format", "aime_accuracy", "language_consistency"]
     assert len({f.__name__ for f in fns}) == len(fns)
     assert weights == [1.0, 0.2, 2.0, 1.0]
-    assert set(REWARDS) == {"accuracy", "format", "r1_zero_format", "language_consistency", "overlong"}
+    assert set(REWARDS) == {"accuracy", "format", "r1_zero_format", "language_consistency", "overlong", "code"}
 
 
 @pytest.mark.parametrize(

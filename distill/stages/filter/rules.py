@@ -63,7 +63,7 @@ def completeness(t: Trace, ctx: FilterContext) -> str | None:
         return "empty_reasoning"
     if cfg.drop_truncated and looks_truncated(t.reasoning or ""):
         return "truncated"            # cut mid-sentence by a length budget, even if a closing tag was appended
-    if cfg.require_answer:
+    if cfg.require_answer and t.tests is None:          # a code trace's answer is its program, not a box
         if not t.answer.strip():
             return "empty_answer"
         if extract_answer(t.answer, mode=cfg.verify_mode) is None:

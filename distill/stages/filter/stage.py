@@ -150,8 +150,8 @@ def settle_golds(traces: Sequence[Trace], cfg: FilterConfig) -> dict[str, Any]:
     labelled = majority_golds(traces, cfg.majority_min, cfg.verify_mode) if cfg.gold == "majority" else {}
     missing = []
     for t in traces:
-        if t.gold is not None or (t.verdict is not None and not cfg.reverify):
-            continue
+        if t.tests is not None or t.gold is not None or (t.verdict is not None and not cfg.reverify):
+            continue                     # a code trace is judged by its tests, not a gold answer
         if t.id in labelled:
             t.gold, t.gold_source = labelled[t.id], "majority"
         else:
@@ -227,7 +227,7 @@ def check_inputs(traces: Sequence[Trace], cfg: FilterConfig) -> None:
         raise DataError(f"{len(no_user)} trace row(s) have no problem text for the user turn "
                         f"(field 'problem'): {_examples(no_user)}; {fix}")
     if cfg.correctness:
-        no_gold = [t for t in traces if t.gold is None and (cfg.reverify or t.verdict is None)]
+        no_gold = [t for t in traces if t.tests is None and t.gold is None and (cfg.reverify or t.verdict is None)]
         if no_gold and len(no_gold) == len(traces) and cfg.gold == "given":
             raise DataError(
                 f"the correctness filter needs a gold answer, but {len(no_gold)} trace row(s) have none (field "

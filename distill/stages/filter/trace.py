@@ -23,8 +23,8 @@ from typing import Any
 
 from distill.chat_template import THINK_CLOSE, assistant_content
 from distill.data.prompts import user_content
-from distill.errors import DataError
 from distill.data.traces import trace_prompt_has_think
+from distill.errors import DataError
 from distill.verify import split_reasoning
 
 
