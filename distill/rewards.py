@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from distill.verify import VerifySettings, language_consistency, split_think, verify_batch
+from distill.verify.code_tests import code_tests_of_row
 from distill.verify.readability import LANGUAGES
 from distill.verify.settings import SETTING_NAMES
 
@@ -72,8 +73,6 @@ def _named(fn: RewardFn, name: str) -> RewardFn:
     return fn
 
 
-# ---------------------------------------------------------------- accuracy
-
 
 def make_accuracy_reward(
     settings: VerifySettings = VerifySettings(),
@@ -118,8 +117,6 @@ def make_accuracy_reward(
 
     return accuracy_reward
 
-
-# ---------------------------------------------------------------- format
 
 _R1_ZERO_RE = re.compile(r"<think>(?P<reasoning>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>", re.DOTALL)
 
@@ -181,8 +178,6 @@ def make_r1_zero_format_reward(*, prompt_has_think: bool = False) -> RewardFn:
     return r1_zero_format_reward
 
 
-# ---------------------------------------------------------------- language consistency
-
 
 def make_language_consistency_reward(
     *, lang: str = "en", problem_column: str = "problem", prompt_has_think: bool = False
@@ -213,8 +208,6 @@ def make_language_consistency_reward(
 
     return language_consistency_reward
 
-
-# ---------------------------------------------------------------- overlong (DAPO)
 
 
 def make_overlong_penalty(
@@ -266,40 +259,6 @@ def make_overlong_penalty(
     return overlong_penalty
 
 
-# ---------------------------------------------------------------- code (sandboxed tests)
-
-# Columns a row's code tests may come in (the first found wins): ``tests`` (a HumanEval row, an
-# ``{inputs, outputs}`` dict, a list of pairs, or any of these as JSON text), ``test`` + ``entry_point``
-# (HumanEval's own columns), ``input_output`` (APPS, JSON text), ``inputs`` + ``outputs``.
-CODE_TEST_COLUMNS = ("tests", "test", "entry_point", "input_output", "inputs", "outputs")
-
-
-def _row_tests(kwargs: dict[str, Any], i: int, tests_column: str | None) -> Any:
-    """Row ``i``'s tests from the batch's columns, or None when the row has none."""
-    import json
-
-    def col(name: str) -> Any:
-        values = kwargs.get(name)
-        return None if values is None else values[i]
-
-    names = [tests_column] if tests_column else ["tests"]
-    for name in names:
-        value = col(name)
-        if isinstance(value, str):
-            value = json.loads(value) if value.strip() else None
-        if value:
-            return value
-    if tests_column:
-        return None
-    if col("test") and col("entry_point"):
-        return {"test": col("test"), "entry_point": col("entry_point")}
-    if col("input_output"):
-        return {"input_output": col("input_output")}
-    if col("inputs") is not None and col("outputs") is not None:
-        return {"inputs": col("inputs"), "outputs": col("outputs")}
-    return None
-
-
 def make_code_reward(
     *,
     tests_column: str | None = None,
@@ -317,7 +276,7 @@ def make_code_reward(
     reasoning never closed has no answer, hence no code: 0.0). It runs in :mod:`distill.verify.sandbox`
     through :func:`distill.verify.verify_code_batch`, ``workers`` at a time (default: usable CPUs), each run
     bounded by ``cpu_s``, ``wall_s`` and ``memory_mb``: an endless loop scores 0.0 after ``wall_s`` at most.
-    Tests come from ``tests_column`` or else from the first of :data:`CODE_TEST_COLUMNS` a row fills. In a
+    Tests come from ``tests_column`` or else the first of :data:`~distill.verify.code_tests.CODE_TEST_COLUMNS`. In a
     recipe: ``rewards: {code: {weight: 1.0}}``.
 
     Example:
@@ -336,7 +295,7 @@ def make_code_reward(
         rows, programs, tests = [], [], []
         for i, c in enumerate(completions):
             try:
-                spec = _row_tests(kwargs, i, tests_column)
+                spec = code_tests_of_row(kwargs, i, tests_column)
             except ValueError as exc:
                 raise ValueError(f"code reward: row {i}: tests are not valid JSON ({exc})") from None
             if spec is None:
@@ -361,8 +320,6 @@ def make_code_reward(
 
     return code_reward
 
-
-# ---------------------------------------------------------------- registry
 
 REWARDS: dict[str, Callable[..., RewardFn]] = {
     "accuracy": make_accuracy_reward,

@@ -208,3 +208,35 @@ def verify_code_batch(programs: Sequence[str | None], tests_list: Sequence[Any],
 
             results = tqdm(results, total=len(items), desc="code", unit="prog")
         return list(results)
+
+
+# Columns a row's code tests may come in (the first found wins): ``tests`` (a HumanEval row, an
+# ``{inputs, outputs}`` dict, a list of pairs, or any of these as JSON text), ``test`` + ``entry_point``
+# (HumanEval's own columns), ``input_output`` (APPS, JSON text), ``inputs`` + ``outputs``.
+CODE_TEST_COLUMNS = ("tests", "test", "entry_point", "input_output", "inputs", "outputs")
+
+
+def code_tests_of_row(kwargs: dict[str, Any], i: int, tests_column: str | None = None) -> Any:
+    """Row ``i``'s tests from a batch of dataset columns (``{column: [value per row]}``, as TRL hands a
+    reward), or None when the row has none; a ``tests`` value may be JSON text."""
+
+    def col(name: str) -> Any:
+        values = kwargs.get(name)
+        return None if values is None else values[i]
+
+    names = [tests_column] if tests_column else ["tests"]
+    for name in names:
+        value = col(name)
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else None
+        if value:
+            return value
+    if tests_column:
+        return None
+    if col("test") and col("entry_point"):
+        return {"test": col("test"), "entry_point": col("entry_point")}
+    if col("input_output"):
+        return {"input_output": col("input_output")}
+    if col("inputs") is not None and col("outputs") is not None:
+        return {"inputs": col("inputs"), "outputs": col("outputs")}
+    return None
