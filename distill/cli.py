@@ -101,8 +101,10 @@ def resolve_command_config(cmd: Command, args: argparse.Namespace) -> Any:
 def full_recipe(args: argparse.Namespace) -> dict[str, Any]:
     """The whole recipe with every section's ``--set`` overrides merged in (for commands that drive others)."""
     data = load_recipe(args.recipe) if args.recipe else {}
-    for section, values in parse_sets(args.sets, args.command).items():
+    sets = parse_sets(args.sets, args.command)
+    for section, values in sets.items():
         data[section] = {**(data.get(section) or {}), **values}
+    data["__sets__"] = sets     # the pipeline applies them again on top of each step's own 'set'
     return data
 
 

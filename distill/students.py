@@ -87,6 +87,16 @@ STUDENTS: dict[str, Student] = {s.name: s for s in [
 ]}  # fmt: skip
 
 
+# Teachers the plan knows offline (`distill pipeline --plan`), by hub id: shapes of their published config.json files
+# (the R1-Distill checkpoints keep their bases' shapes and carry 131072 positions).
+TEACHERS: dict[str, Student] = {s.base_model: s for s in [
+    Student("r1-distill-qwen-7b",  "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",  "qwen2", 28, 3584, 28, 4, 18944, 152064, False, 131072, 10000.0),
+    Student("r1-distill-qwen-14b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "qwen2", 48, 5120, 40, 8, 13824, 152064, False, 131072, 1000000.0),
+    Student("r1-distill-qwen-32b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "qwen2", 64, 5120, 40, 8, 27648, 152064, False, 131072, 1000000.0),
+    Student("r1-distill-llama-70b", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "llama", 80, 8192, 64, 8, 28672, 128256, False, 131072, 500000.0),
+]}  # fmt: skip
+
+
 def get_student(name: str) -> Student:
     """The registry row for ``name``; an unknown name lists the valid ones."""
     try:

@@ -78,7 +78,7 @@ def test_a_32k_student_is_refused_32k_new_tokens_naming_both_numbers():
 def test_model_positions_follow_vllms_rope_scaling_rule():
     from transformers import Qwen2Config
 
-    from distill.stages.evaluate.vllm_model import model_positions
+    from distill.models import model_positions
 
     linear = Qwen2Config(max_position_embeddings=4096,
                          rope_parameters={"rope_type": "linear", "factor": 4.0, "rope_theta": 1e4})

@@ -189,7 +189,7 @@ def test_packed_examples_do_not_attend_to_each_other(setup):
 
 
 def test_packing_rows_match_the_plan(setup):
-    from distill.stages.sft.plan import pack_rows
+    from distill.memory_plan import pack_rows
 
     assert len(setup.trainer.train_dataset) == pack_rows(setup.stats.lengths, 256)
 

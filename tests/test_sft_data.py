@@ -334,8 +334,8 @@ def test_qwen_math_recipes_extend_the_context():
 
 # ---------------------------------------------------------------------------------------------- planning
 def test_plan_numbers_for_qwen_7b_are_sane():
+    from distill.memory_plan import GIB, make_plan
     from distill.stages.sft.config import ALL_LINEAR
-    from distill.stages.sft.plan import GIB, make_plan
     from distill.students import get_student
 
     s = get_student("qwen-7b")
@@ -357,7 +357,7 @@ def test_plan_numbers_for_qwen_7b_are_sane():
 
 
 def test_plan_counts_steps_from_lengths():
-    from distill.stages.sft.plan import make_plan, pack_rows
+    from distill.memory_plan import make_plan, pack_rows
     from distill.students import get_student
 
     assert pack_rows([6, 5, 4, 3, 2], 10) == 2

@@ -63,7 +63,8 @@ FOREIGN_GAP = 4          # screen: two foreign-looking words at most this far ap
 _TOP_K = 5
 _CACHE_WORDS = 1 << 18   # words remembered by the screen, per target
 _FINE: dict[str, set[str]] = {}      # per target: words the screen let through ...
-_FOREIGN: dict[str, set[str]] = {}   # ... and words that look foreign alone
+_FOREIGN: dict[str, set[str]] = {}   # ... words that look foreign alone ...
+_KNOWN: dict[str, set[str]] = {}     # ... and both
 Grams = frozenset[tuple[str, ...]]
 
 # Scripts one language writes (the others that may write it: _ALSO); scripts many languages share: _SHARED.
@@ -132,12 +133,16 @@ def _suspicious(tokens: list[str], target: str) -> bool:
     if fine.issuperset(tokens):
         return False
     foreign = _FOREIGN.setdefault(target, set())
-    if len(fine) > _CACHE_WORDS:
-        fine.clear()
-        foreign.clear()
-    for word in set(tokens).difference(fine, foreign):
-        lang, p = (_top(word) or ((target, 0.0),))[0]
-        (foreign if lang != target and p >= WORD_FOREIGN else fine).add(word)
+    known = _KNOWN.setdefault(target, set())
+    if not known.issuperset(tokens):
+        if len(known) > _CACHE_WORDS:
+            fine.clear()
+            foreign.clear()
+            known.clear()
+        for word in set(tokens).difference(known):
+            lang, p = (_top(word) or ((target, 0.0),))[0]
+            (foreign if lang != target and p >= WORD_FOREIGN else fine).add(word)
+            known.add(word)
     present = foreign.intersection(tokens)
     if not present:
         return False

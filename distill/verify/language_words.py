@@ -157,14 +157,11 @@ def _other_words(tokens: list[str], out: dict[str, list[str]]) -> None:
                     out.setdefault(script, []).append(piece)
 
 
-def words(text: str) -> dict[str, list[str]]:
-    """script -> the words of ``text`` in it, in order (Han/kana: characters; "Kana" when kana occur)."""
-    if "-" in text:
-        text = _COMPOUND_RE.sub("", text)
-    if text.isascii():   # bytes.translate is several times faster than str.translate
-        found = _ascii_words(text.encode().translate(_PUNCT_ASCII).decode().split())
+def _found(tokens: list[str], text: str) -> dict[str, list[str]]:
+    """script -> the words among ``tokens`` (``text`` split at spaces and punctuation), in order."""
+    if text.isascii():
+        found = _ascii_words(tokens)
         return {"Latn": found} if found else {}
-    tokens = text.translate(_PUNCT).split()
     latin = _ascii_words(tokens)   # in English with plain-text math the other tokens are math: no Latin word
     out: dict[str, list[str]] = {}
     _other_words([t for t in tokens if not t.isascii()], out)
@@ -178,11 +175,27 @@ def words(text: str) -> dict[str, list[str]]:
     return out
 
 
+def _spaced(text: str) -> tuple[str, str]:
+    """(``text`` with hyphenated compounds joined, the same with punctuation turned into spaces)."""
+    if "-" in text:
+        text = _COMPOUND_RE.sub("", text)
+    if text.isascii():   # bytes.translate is several times faster than str.translate
+        return text, text.encode().translate(_PUNCT_ASCII).decode()
+    return text, text.translate(_PUNCT)
+
+
+def words(text: str) -> dict[str, list[str]]:
+    """script -> the words of ``text`` in it, in order (Han/kana: characters; "Kana" when kana occur)."""
+    text, spaced = _spaced(text)
+    return _found(spaced.split(), text)
+
+
 def paragraphs(text: str) -> list[Paragraph]:
     """The paragraphs (blank-line separated) of ``text`` that hold words, code and LaTeX math removed."""
+    text, spaced = _spaced(_STRIP_RE.sub(" ", text))   # punctuation becomes spaces: the paragraphs stay aligned
     out = []
-    for paragraph in _PARAGRAPH_RE.split(_STRIP_RE.sub(" ", text)):
-        found = words(paragraph)
+    for paragraph, plain in zip(_PARAGRAPH_RE.split(text), _PARAGRAPH_RE.split(spaced)):
+        found = _found(plain.split(), paragraph)
         if found:
             out.append((paragraph, found))
     return out

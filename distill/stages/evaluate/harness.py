@@ -25,9 +25,10 @@ from typing import Any
 
 from distill.data.prompts import prompt_opens_think
 from distill.errors import DistillError
+from distill.models import model_positions, require_folder
 from distill.stages.evaluate.scoring import ProblemCompletions
 from distill.stages.evaluate.tasks import EvalTask, eval_dir
-from distill.stages.evaluate.vllm_model import model_positions, seeded_vllm_class
+from distill.stages.evaluate.vllm_model import seeded_vllm_class
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +181,16 @@ class ChunkStore:
         samples_path, results_path = self.paths(i)
         if not results_path.is_file() or not samples_path.is_file():
             return None
-        meta = json.loads(results_path.read_text()).get("distill", {})
+        try:
+            meta = json.loads(results_path.read_text(encoding="utf-8")).get("distill", {})
+            samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines() if line]
+            got = [str(s["doc"]["id"]) for s in samples]
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:   # cut short by a kill: redo the chunk
+            log.warning("%s or its samples file is damaged (%s); the chunk is generated again", results_path, exc)
+            return None
         if meta.get("generation_fingerprint") != self.fingerprint:
             raise DistillError(f"{results_path} was generated with other settings (model, data, sampling or "
                                "chunking changed); pass --overwrite to start over, or use another --out")
-        samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines() if line]
-        got = [str(s["doc"]["id"]) for s in samples]
         if got != doc_ids:
             raise DistillError(f"{samples_path} holds problems {got[:3]}... but this chunk should hold "
                                f"{doc_ids[:3]}...: the data changed since it was written; pass --overwrite")
@@ -300,8 +305,7 @@ def _load_model(cfg: Any) -> tuple[Any, Any]:
     """The model's tokenizer (it must have a chat template) and config; errors say what to pass instead."""
     from transformers import AutoConfig, AutoTokenizer
 
-    if cfg.model.startswith((".", "/", "~")) and not Path(cfg.model).expanduser().exists():
-        raise DistillError(f"model folder not found: {cfg.model}")
+    require_folder(cfg.model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
         model_config = AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)

@@ -1,5 +1,4 @@
-"""What the eval needs to know about vLLM models: their position limit as vLLM derives it, and per-request seeds
-for lm-eval's vLLM backend when it runs several replicas (``--data-parallel-size``)."""
+"""Per-request seeds for lm-eval's vLLM backend when it runs several replicas (``--data-parallel-size``)."""
 
 from __future__ import annotations
 
@@ -7,36 +6,6 @@ import hashlib
 from typing import Any
 
 from distill.engines import derive_seed
-
-# The keys vLLM reads a model's position limit from (the smallest present wins), and the RoPE types whose
-# max_position_embeddings already states the scaled limit (vLLM multiplies in the ``factor`` of the others):
-# ``derive_max_model_len_and_key`` (vllm/transformers_utils/model_arch_config_convertor.py) and
-# ``_get_and_verify_max_len`` (vllm/config/model.py).
-POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
-                 "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
-PRESCALED_ROPE = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
-
-
-def model_positions(model_config: Any) -> tuple[int | None, str]:
-    """``(positions, where they come from)``: the longest context the model serves, derived as vLLM derives it.
-
-    The smallest of the config's position keys, times the RoPE scaling ``factor`` for linear/dynamic scaling
-    (YaRN/llama3/longrope configs already state the scaled limit). vLLM refuses a ``max_model_len`` above it
-    (unless ``VLLM_ALLOW_LONG_MAX_MODEL_LEN``, which its own message warns yields NaNs with RoPE); transformers
-    would run on positions the model never saw. ``(None, "")`` when the config states no limit.
-    """
-    found = [(v, k) for k in POSITION_KEYS
-             if isinstance(v := getattr(model_config, k, None), int) and not isinstance(v, bool) and v > 0]
-    if not found:
-        return None, ""
-    limit, key = min(found)
-    params = getattr(model_config, "rope_parameters", None) or getattr(model_config, "rope_scaling", None)
-    if isinstance(params, dict):
-        rope_type = params.get("rope_type", params.get("type", "default"))
-        factor = params.get("factor")
-        if rope_type not in ("default", None, *PRESCALED_ROPE) and isinstance(factor, (int, float)) and factor > 1:
-            return int(limit * factor), f"{key} {limit} x rope {rope_type} factor {factor:g}"
-    return limit, key
 
 
 def request_seeds(requests: list[list[int]], base: int) -> list[int]:

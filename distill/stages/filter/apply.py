@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from distill.errors import DataError, DistillError
+from distill.models import require_folder
 from distill.stages.filter.dedup import duplicates
 from distill.stages.filter.rules import FilterContext, check_row, enabled_row_filters
 from distill.stages.filter.selection import selected
@@ -111,6 +112,7 @@ def count_tokens(traces: Sequence[Trace], tokenizer: str, *, trust_remote_code: 
     """Set ``num_tokens`` to the length of each assistant turn under ``tokenizer``; returns the seconds taken."""
     from transformers import AutoTokenizer
 
+    require_folder(tokenizer, "tokenizer")
     try:
         tok = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

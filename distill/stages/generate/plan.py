@@ -16,6 +16,7 @@ from distill.data.prompts import chat_messages, prompt_opens_think, render_promp
 from distill.data.shards import prepare_folder, scan_done, shard_name
 from distill.engines import Request, Sampling, derive_seed, resolve_engine_name
 from distill.errors import ConfigError, DataError, DistillError
+from distill.models import require_folder
 from distill.stages.generate.config import GenerateConfig
 from distill.verify.equivalence import check_gold
 
@@ -214,6 +215,7 @@ def load_tokenizer(cfg: GenerateConfig) -> Any:
     from transformers import AutoTokenizer
 
     name = cfg.tokenizer or cfg.teacher
+    require_folder(name, "tokenizer" if cfg.tokenizer else "teacher")
     try:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:

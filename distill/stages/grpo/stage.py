@@ -40,6 +40,7 @@ from distill.config import config_to_dict
 from distill.data.jsonl import read_jsonl
 from distill.errors import DistillError
 from distill.launch import launch_recipe, relaunch_stage, should_relaunch, started_by_relaunch
+from distill.models import require_folder
 from distill.runinfo import RunRecord, read_run
 from distill.stages.grpo.config import GRPOStageConfig
 from distill.stages.grpo.data import prepare, r1_zero_chat_template
@@ -230,6 +231,7 @@ def _trim_logs(out: Path, step: int) -> None:
 def _load_tokenizer(cfg: GRPOStageConfig) -> Any:
     from transformers import AutoTokenizer
 
+    require_folder(cfg.model)
     try:
         tok = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:

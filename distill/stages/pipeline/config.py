@@ -23,6 +23,9 @@ class PipelineConfig:
                               flag=False)
     report: bool = option(True, "write OUT/report.md and its plots at the end")
     dry_run: bool = option(False, "print each step's resolved config and whether it would run, then stop")
+    plan: bool = option(False, "print every step's model, GPUs, memory per GPU, tokens and GPU-hours at the recipe's "
+                               "scale (no weights, no GPU), refusing steps that disagree; then stop")
+    gpus_per_node: int = option(8, "--plan: GPUs per node the launch configs are checked against")
 
     def __post_init__(self) -> None:
         names = []

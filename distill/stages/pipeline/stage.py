@@ -60,6 +60,7 @@ def plan_steps(cfg: PipelineConfig, recipe: dict[str, Any]) -> list[Step]:
     if not cfg.steps:
         raise ConfigError(f"{source}: pipeline.steps is empty; list the steps to run")
     mapping = {"out": str(cfg.out), "seed": str(cfg.seed if cfg.seed is not None else 0)}
+    sets = recipe.get("__sets__") or {}
     steps = []
     for spec in cfg.steps:
         stage = spec["stage"]
@@ -68,6 +69,7 @@ def plan_steps(cfg: PipelineConfig, recipe: dict[str, Any]) -> list[Step]:
                               f"Valid stages: {', '.join(commands)}")
         cls = commands[stage].load_config_class()
         values = deep_merge(dict(recipe.get(stage) or {}), dict(spec.get("set") or {}))
+        values = deep_merge(values, dict(sets.get(stage) or {}))     # the command line's --set wins over a step's
         names = {f.name for f in fields(cls)}
         if cfg.seed is not None and "seed" in names:
             values["seed"] = cfg.seed
@@ -151,6 +153,11 @@ def _resume_or_clear(step: Step, root: Path) -> None:
 
 def run_pipeline(cfg: PipelineConfig, recipe: dict[str, Any]) -> dict[str, Any]:
     steps = plan_steps(cfg, recipe)
+    if cfg.plan:
+        from distill.stages.pipeline.plan import format_pipeline_plan
+
+        print(format_pipeline_plan(steps, gpus_per_node=cfg.gpus_per_node))
+        return {"plan": True}
     names = [s.name for s in steps]
     first = names.index(cfg.from_step) if cfg.from_step else 0
     last = names.index(cfg.until) if cfg.until else len(steps) - 1

@@ -5,7 +5,7 @@
 - ``export``: after training, the student's files (LoRA merge, bf16 shards, tokenizer) and run.json's final counts;
 - ``data``: the SFT rows read back through :mod:`distill.data.sft_rows`, tokenised for training;
 - ``chat``: the chat template that reproduces the training format; ``context``: position/RoPE extension;
-- ``plan``: memory and throughput estimates (``--plan``); ``lora``: adapters and their merge;
+- ``lora``: adapters and their merge (``--plan``'s estimates are the shared :mod:`distill.memory_plan`);
 - ``output``: the output folder, resume and fingerprints; ``callbacks``: loss recording, Ctrl-C.
 
 The heavy libraries (torch, transformers, trl, peft, datasets) load inside the functions that use them, except in

@@ -28,13 +28,14 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.launch import relaunch_stage, should_relaunch
+from distill.memory_plan import format_plan, make_plan
+from distill.models import require_folder
 from distill.stages.sft.chat import install_chat_template, pick_format
 from distill.stages.sft.config import SFTStageConfig
 from distill.stages.sft.data import load_sft_dataset, token_lengths
 from distill.stages.sft.export import export_student, finish, release_memory
 from distill.stages.sft.lora import quantization_config
 from distill.stages.sft.output import ADAPTER, OutState, prepare_out
-from distill.stages.sft.plan import format_plan, make_plan
 from distill.stages.sft.trainer import Setup, build, fit, packing_attention_warning, sft_arguments
 from distill.students import Student, get_student
 
@@ -55,8 +56,7 @@ def resolve_model(cfg: SFTStageConfig, student: Student) -> str:
     if not student.base_model and not local.is_dir():
         raise DistillError(f"model folder not found: {model}; make {student.name}'s base with 'distill tiny --recipe "
                            f"recipes/students/{student.name}.yaml' (or pass --model DIR)")
-    if model.startswith((".", "/", "~")) and not local.is_dir():
-        raise DistillError(f"model folder not found: {model}")
+    require_folder(model)
     return str(Path(model).expanduser()) if model.startswith("~") else model
 
 

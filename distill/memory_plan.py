@@ -1,4 +1,5 @@
-"""``distill sft --plan``: what a run will need, from the registry's shape alone (no weights are loaded).
+"""Memory and throughput plans of a training run (`distill sft --plan`, `distill pipeline --plan`), from the
+registry's shape alone (no weights are loaded).
 
 Memory per GPU is an estimate for bf16 mixed-precision AdamW, good to about ±25%; it leaves out the CUDA
 context, allocator fragmentation and communication buckets (budget ~10% of the card for them):
