@@ -70,8 +70,8 @@ _FUNCTIONS = frozenset(
     f(name) for name in "sin cos tan cot sec csc log ln lg exp lim max min gcd lcm mod det arcsin arccos arctan "
     "sinh cosh tanh pi sqrt frac cdot".split() for f in (str.lower, str.capitalize))
 _CACHE_SIZE = 1 << 18
-_ASCII_WORDS: set[str] = set()   # ASCII tokens known to be words ...
-_ASCII_OTHER: set[str] = set()   # ... and known not to be (numbers, math, single letters, labels)
+_ASCII_WORDS: set[str] = set()   # tokens known to be ASCII words (not numbers, math, single letters, labels) ...
+_ASCII_KNOWN: set[str] = set()   # ... among all tokens judged so far
 
 Paragraph = tuple[str, dict[str, list[str]]]   # (its text, script -> words, or Han/kana characters)
 
@@ -133,11 +133,14 @@ def _keep(script: str, word: str) -> bool:
 
 def _ascii_words(tokens: list[str]) -> list[str]:
     """The ASCII tokens that are words, in order; each distinct token is judged once per process, then looked up."""
-    if len(_ASCII_WORDS) > _CACHE_SIZE:
-        _ASCII_WORDS.clear()
-        _ASCII_OTHER.clear()
-    for token in set(tokens).difference(_ASCII_WORDS, _ASCII_OTHER):
-        (_ASCII_WORDS if token.isascii() and token.isalpha() and _keep("Latn", token) else _ASCII_OTHER).add(token)
+    if not _ASCII_KNOWN.issuperset(tokens):
+        if len(_ASCII_KNOWN) > _CACHE_SIZE:
+            _ASCII_WORDS.clear()
+            _ASCII_KNOWN.clear()
+        for token in set(tokens).difference(_ASCII_KNOWN):
+            if token.isascii() and token.isalpha() and _keep("Latn", token):
+                _ASCII_WORDS.add(token)
+            _ASCII_KNOWN.add(token)
     return list(filter(_ASCII_WORDS.__contains__, tokens))
 
 

@@ -128,7 +128,7 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
                             plan.engine_name, tally.lost)
             status = final_status(plan, tally)
     except EngineError as exc:
-        raise EngineError(f"{exc}\nThe finished completions are saved in {plan.shard_path}; rerun the same "
+        raise EngineError(f"{exc}. The finished completions are saved in {plan.shard_path}; rerun the same "
                           "command to resume.") from None
     finally:
         if buffer:  # finished work survives an error or Ctrl-C
