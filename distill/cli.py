@@ -108,6 +108,15 @@ def full_recipe(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+def one_line(exc: BaseException) -> str:
+    """A user error as one line: whatever a library put in the message, its lines are joined.
+
+    >>> one_line(ValueError("could not load x:" + chr(10) + "  Repo id must be ..."))
+    'could not load x: Repo id must be ...'
+    """
+    return " ".join(str(exc).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cmd.run(cfg, recipe=full_recipe(args) if cmd.needs_recipe else None)
     except USER_ERRORS as exc:
-        print(f"distill {cmd.name}: error: {exc}", file=sys.stderr)
+        print(f"distill {cmd.name}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ndistill {cmd.name}: interrupted. Finished work is on disk; rerun the same command to resume.",
