@@ -40,22 +40,7 @@ def read_rows(path: str | Path, *, mode: str) -> list[tuple[int, str, str | None
     rows = []
     seen: dict[str, int] = {}
     for line, row in iter_jsonl(path, report):
-        if row.get("id") is None:
-            raise DataError(f"{path}:{line}: no 'id' (keys: {', '.join(sorted(row)) or 'none'}); every row needs "
-                            "the problem's id")
-        pid = str(row["id"])
-        if pid in seen:
-            raise DataError(f"{path}:{line}: id {pid!r} already appeared on line {seen[pid]}; put all of a "
-                            "problem's completions in one row")
-        seen[pid] = line
-        completions = row.get("completions")
-        if not isinstance(completions, list):
-            raise DataError(f"{path}:{line}: 'completions' must be a list of strings, got "
-                            f"{type(completions).__name__}")
-        for j, c in enumerate(completions):
-            if not isinstance(c, str):
-                raise DataError(f"{path}:{line}: completions[{j}] is {type(c).__name__}, not a string (use \"\" "
-                                "for an empty completion)")
+        pid, completions = _checked_row(path, line, row, seen)
         answer = row.get("answer")
         if answer is not None:
             answer = str(answer)
@@ -261,8 +246,12 @@ def _checked_row(path: Path, line: int, row: dict[str, Any], seen: dict[str, int
                         "problem's completions in one row")
     seen[pid] = line
     completions = row.get("completions")
-    if not isinstance(completions, list) or not all(isinstance(c, str) for c in completions):
-        raise DataError(f"{path}:{line}: 'completions' must be a list of strings")
+    if not isinstance(completions, list):
+        raise DataError(f"{path}:{line}: 'completions' must be a list of strings, got {type(completions).__name__}")
+    for j, c in enumerate(completions):
+        if not isinstance(c, str):
+            raise DataError(f"{path}:{line}: completions[{j}] is {type(c).__name__}, not a string (use \"\" "
+                            "for an empty completion)")
     return pid, completions
 
 

@@ -79,6 +79,14 @@ def answer_equivalence(mode: str, timeout: float = 5.0) -> Callable[[str, str], 
 def score_problems(problems: Sequence[ProblemCompletions], verdicts: Sequence[Sequence[Verdict]], *, n: int,
                    mode: str, timeout: float = 5.0) -> Scored:
     """pass@1 (mean over n, with stderr and a bootstrap CI), cons@n, pass@k and per-problem rows."""
+    return _score(problems, verdicts, n=n, verify_mode=mode, gold_of=lambda p: p.gold, answers=True,
+                  equivalent=answer_equivalence(mode, timeout),
+                  sample_row=lambda v: {"extracted": v.extracted, "correct": v.correct, "status": v.status})
+
+
+def _score(problems: Sequence[Any], verdicts: Sequence[Sequence[Any]], *, n: int, verify_mode: str,
+           gold_of: Any, sample_row: Any, answers: bool, equivalent: Any = None) -> Scored:
+    """The scoring both kinds of problem share: the first n verdicts of each problem -> metrics and rows."""
     if len(problems) != len(verdicts):
         raise ValueError(f"{len(problems)} problems but {len(verdicts)} verdict lists")
     if n < 1:
@@ -92,34 +100,25 @@ def score_problems(problems: Sequence[ProblemCompletions], verdicts: Sequence[Se
         dropped += max(0, len(pv) - n)
         kept = list(pv[:n])
         per_problem.append({"id": problem.id, "correct": [v.correct for v in kept],
-                            "answers": [v.extracted for v in kept]})
+                            **({"answers": [v.extracted for v in kept]} if answers else {})})
         counts = Counter(v.status for v in kept)
         statuses.update(counts)
-        by_id[problem.id] = {"gold": problem.gold, "statuses": dict(sorted(counts.items()))}
-        for j, v in enumerate(kept):
-            sample_rows.append({"id": problem.id, "sample": j, "extracted": v.extracted, "correct": v.correct,
-                                "status": v.status})
+        by_id[problem.id] = {"gold": gold_of(problem), "statuses": dict(sorted(counts.items()))}
+        sample_rows += [{"id": problem.id, "sample": j, **sample_row(v)} for j, v in enumerate(kept)]
     if not any(len(row["correct"]) for row in per_problem):
         raise ValueError(f"no completions to score ({len(problems)} problems, all without completions)")
-    scored = score_samples(per_problem, n_expected=n, equivalent=answer_equivalence(mode, timeout),
-                           allow_missing=True)
+    scored = score_samples(per_problem, n_expected=n, allow_missing=True,
+                           **({"equivalent": equivalent} if equivalent is not None else {}))
     missing = scored.pop("missing", [])
-    rows = []
-    for row in scored.pop("per_problem"):
-        extra = by_id[row["id"]]
-        rows.append({"id": row["id"], "gold": extra["gold"], **{k: v for k, v in row.items() if k != "id"},
-                     "statuses": extra["statuses"]})
+    rows = [{"id": row["id"], "gold": by_id[row["id"]]["gold"], **{k: v for k, v in row.items() if k != "id"},
+             "statuses": by_id[row["id"]]["statuses"]} for row in scored.pop("per_problem")]
     have = [len(p["correct"]) for p in per_problem]
-    results = {
-        **scored,
-        "complete": not missing,
-        "missing": missing,
-        "samples_scored": len(sample_rows),
-        "samples_dropped": dropped,
-        "samples_per_problem": {"min": min(have), "max": max(have)},
-        "status_counts": dict(sorted(statuses.items())),
-        "verify_mode": mode,
-    }
+    results = {**scored, "complete": not missing, "missing": missing, "samples_scored": len(sample_rows),
+               "samples_dropped": dropped, "samples_per_problem": {"min": min(have), "max": max(have)},
+               "status_counts": dict(sorted(statuses.items()))}
+    if not answers:
+        results["failure_kinds"] = dict(sorted((k, v) for k, v in statuses.items() if k != "correct"))
+    results["verify_mode"] = verify_mode
     return Scored(results=results, problems=rows, samples=sample_rows)
 
 
@@ -168,44 +167,7 @@ def score_code_problems(problems: Sequence[Any], verdicts: Sequence[Sequence[Any
     """pass@1 (mean over n, stderr, bootstrap CI) and pass@k for code; no cons@n (programs have no answer to
     vote on). ``failure_kinds`` counts the verdicts that were not correct by kind (wrong_answer, error,
     timeout, memory, no_code ...)."""
-    if len(problems) != len(verdicts):
-        raise ValueError(f"{len(problems)} problems but {len(verdicts)} verdict lists")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    per_problem, sample_rows, dropped = [], [], 0
-    statuses: Counter[str] = Counter()
-    by_id: dict[str, dict[str, Any]] = {}
-    for problem, pv in zip(problems, verdicts, strict=True):
-        if len(pv) != len(problem.completions):
-            raise ValueError(f"problem {problem.id!r}: {len(problem.completions)} completions but {len(pv)} verdicts")
-        dropped += max(0, len(pv) - n)
-        kept = list(pv[:n])
-        per_problem.append({"id": problem.id, "correct": [v.correct for v in kept]})
-        counts = Counter(v.status for v in kept)
-        statuses.update(counts)
-        by_id[problem.id] = {"gold": _tests_label(problem.tests), "statuses": dict(sorted(counts.items()))}
-        for j, v in enumerate(kept):
-            sample_rows.append({"id": problem.id, "sample": j, "correct": v.correct, "status": v.status,
-                                "tests_passed": v.passed, "tests_total": v.total, "detail": v.detail})
-    if not any(len(row["correct"]) for row in per_problem):
-        raise ValueError(f"no completions to score ({len(problems)} problems, all without completions)")
-    scored = score_samples(per_problem, n_expected=n, allow_missing=True)
-    missing = scored.pop("missing", [])
-    rows = []
-    for row in scored.pop("per_problem"):
-        extra = by_id[row["id"]]
-        rows.append({"id": row["id"], "gold": extra["gold"], **{k: v for k, v in row.items() if k != "id"},
-                     "statuses": extra["statuses"]})
-    have = [len(p["correct"]) for p in per_problem]
-    results = {
-        **scored,
-        "complete": not missing,
-        "missing": missing,
-        "samples_scored": len(sample_rows),
-        "samples_dropped": dropped,
-        "samples_per_problem": {"min": min(have), "max": max(have)},
-        "status_counts": dict(sorted(statuses.items())),
-        "failure_kinds": dict(sorted((k, v) for k, v in statuses.items() if k != "correct")),
-        "verify_mode": "code",
-    }
-    return Scored(results=results, problems=rows, samples=sample_rows)
+    return _score(problems, verdicts, n=n, verify_mode="code", gold_of=lambda p: _tests_label(p.tests),
+                  answers=False,
+                  sample_row=lambda v: {"correct": v.correct, "status": v.status, "tests_passed": v.passed,
+                                        "tests_total": v.total, "detail": v.detail})
