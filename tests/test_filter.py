@@ -577,3 +577,17 @@ def test_gold_majority_labels_problems_whose_samples_agree(tmp_path, eval_file):
     assert stats["golds"]["majority_labelled"] == ["m1"] and stats["golds"]["without_gold"] == ["m2"]
     assert stats["rows_kept"] == 3
     assert stats["drops_first"] == {"correctness:incorrect": 1, "correctness:no_gold": 4}
+
+
+def test_a_german_problem_reads_its_numbers_with_a_decimal_comma(tmp_path, eval_file):
+    from distill.stages.filter.stage import run
+
+    problem = "Ein Liter Milch kostet 8 Euro. Wie viel kosten zwei Liter Milch, wenn jeder Liter gleich viel kostet?"
+    rows = [row("de", 0, completion(CLEAN, "Also $\\boxed{16,00}$."), gold="16", verdict=None, problem=problem),
+            row("en", 0, completion(CLEAN, "So $\\boxed{8.000}$."), gold="8", verdict=None)]
+    write_shard(tmp_path / "t", rows)
+    out = tmp_path / "o"
+    run(FilterConfig(traces=[str(tmp_path / "t")], out=str(out), workers=1, decontaminate_files=[str(eval_file)],
+                     verify_workers=0, readability=False))
+    stats = json.loads((out / "filter_stats.json").read_text())
+    assert stats["rows_kept"] == 2, stats["drops_first"]

@@ -165,7 +165,7 @@ def _positions(tokens: list[str], words: set[str]) -> list[int]:
 
 
 def _chunks(paragraph: str, script: str) -> list[tuple[list[str], list[str]]]:
-    """A paragraph's words of ``script`` in chunks of whole sentences, each of >= MIN_WORDS words but maybe one:
+    """A paragraph's words of ``script`` in chunks of whole sentences, each of >= CHUNK_WORDS words but maybe one:
     (the words, those the identifier reads: see :func:`~distill.verify.language_words.sentences`)."""
     chunks: list[tuple[list[str], list[str]]] = []
     words: list[str] = []

@@ -4,10 +4,8 @@ The R1 paper filters its cold-start and rejection-sampled data for "mixed langua
 code blocks", and rewards RL on language consistency ("the proportion of target language words in the
 CoT"). These are the measures; thresholds belong to the filter and reward configs.
 
-A "word" is a run of letters of one script; each Han character counts as one word (Chinese is written
-without spaces). Ignored, because they belong to no language: math (``$...$``, ``\\[...\\]``, ``\\(...\\)``),
-LaTeX commands (``\\frac``), numbers, fenced code, and single letters outside Han (``x``, ``a``, ``θ`` are
-usually variables).
+Language is measured by :mod:`distill.verify.language` (a language identifier on sentences; what counts as a
+word, and why plain-text math never does, is in :mod:`distill.verify.language_words`).
 """
 
 from __future__ import annotations
@@ -18,12 +16,8 @@ from distill.verify import language as _language
 
 LANGUAGES = _language.SUPPORTED   # the codes a target may be: the language identifier's
 
-_MATH_RE = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$|\\\[.*?\\\]|\\\(.*?\\\)", re.DOTALL)
-_FENCED_RE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
 _HAN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
-_LETTERS_RE = re.compile(r"[^\W\d_]+")
-_LATIN_RE = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]+")
 _PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 _CODE_LINE_RE = re.compile(
     r"^[ \t]*(?:"
@@ -41,25 +35,6 @@ _CODE_LINE_RE = re.compile(
     r")",
     re.MULTILINE,
 )
-
-
-def _word_counts(text: str) -> tuple[int, int, int]:
-    """(latin words, han characters, other-script words) with math, code and single letters removed."""
-    text = _FENCED_RE.sub(" ", text)
-    text = _MATH_RE.sub(" ", text)
-    text = _COMMAND_RE.sub(" ", text)
-    han = len(_HAN_RE.findall(text))
-    if han:
-        text = _HAN_RE.sub(" ", text)
-    latin = other = 0
-    for word in _LETTERS_RE.findall(text):
-        if len(word) < 2:
-            continue
-        if _LATIN_RE.fullmatch(word):
-            latin += 1
-        else:
-            other += 1
-    return latin, han, other
 
 
 def language_consistency(text: str, lang: str = "en", *, problem: str | None = None) -> float:

@@ -24,6 +24,7 @@ from distill.stages.filter.dedup import duplicates
 from distill.stages.filter.rules import FilterContext, check_row, enabled_row_filters
 from distill.stages.filter.selection import selected
 from distill.stages.filter.trace import Trace
+from distill.verify.language import detect_language
 
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
@@ -67,8 +68,11 @@ def fill_verdicts(traces: Sequence[Trace], settings: VerifySettings, *, reverify
         except ValueError as exc:
             raise DataError(f"{t.folder}: trace {t.id!r} sample {t.sample}: {exc}") from None
         checked.add(t.gold)  # type: ignore[arg-type]
+    # Each problem's language decides how its numbers read (a decimal comma in German, thousands dots ...).
+    languages = [detect_language(t.problem) if t.problem else None for t in todo]
     verdicts = verify_batch([t.completion for t in todo], [t.gold or "" for t in todo], settings,
-                            prompt_has_think=[t.prompt_has_think for t in todo], progress=progress) if todo else []
+                            prompt_has_think=[t.prompt_has_think for t in todo], languages=languages,
+                            progress=progress) if todo else []
     for t, v in zip(todo, verdicts):
         t.verdict = v.status
     verified = len(todo) + code

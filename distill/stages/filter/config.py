@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from distill.config import option
+from distill.stages.filter.decontaminate import MAX_DF, MIN_OVERLAP
 
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
@@ -90,6 +91,11 @@ class FilterConfig:
         [], "local files of eval problems (jsonl/json/parquet/csv with a 'problem' or 'question' column); "
         "when given, they replace --decontaminate-datasets")
     ngram: int = option(8, "decontamination: n of the word n-grams compared")
+    decontaminate_min_overlap: float = option(MIN_OVERLAP, "decontamination: the share of an eval problem's informative "
+                                              "n-grams a text must contain to match it (1 shared n-gram was too "
+                                              "few: boilerplate phrasing flagged unrelated problems)")
+    decontaminate_max_df: int | None = option(MAX_DF, "decontamination: an n-gram found in more than this many eval "
+                                              "problems is boilerplate and never counts (null: every n-gram counts)")
     decontaminate_traces: bool = option(False, "decontamination: also check the reasoning text, not only the problem")
     select: str = option("all", "per problem, keep 'all' surviving traces, the 'shortest' k, or a 'random' k",
                          choices=["all", "shortest", "random"])

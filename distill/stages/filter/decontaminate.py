@@ -152,7 +152,8 @@ class NgramIndex:
         if label is not None and label != exclude:
             return label
         shares = self.overlaps(text)
-        shares.pop(exclude, None)   # type: ignore[arg-type]
+        if exclude is not None:
+            shares.pop(exclude, None)
         if shares:
             best = max(shares, key=lambda k: shares[k])
             if shares[best] >= self.min_overlap:

@@ -88,7 +88,8 @@ def run(cfg: FilterConfig) -> Path:
     eval_sets: list[EvalSet] = []
     if cfg.decontaminate:
         t0 = time.perf_counter()
-        index, eval_sets = build_index(cfg.decontaminate_files or cfg.decontaminate_datasets, cfg.ngram)
+        index, eval_sets = build_index(cfg.decontaminate_files or cfg.decontaminate_datasets, cfg.ngram,
+                                       max_df=cfg.decontaminate_max_df, min_overlap=cfg.decontaminate_min_overlap)
         timing["decontamination_index"] = time.perf_counter() - t0
 
     verification, golds = verify_and_count(traces, cfg, timing)
