@@ -9,8 +9,9 @@ import pytest
 
 from distill.cli import main
 from distill.errors import DistillError
-from distill.stages.evaluate.completions import load_code_docs, program_of
+from distill.stages.evaluate.completions import load_code_docs
 from distill.stages.evaluate.tasks import get_task, humaneval_data_file
+from distill.verify import program_of
 
 
 def _write(path, rows):

@@ -26,7 +26,7 @@ Example:
 """
 
 from distill.verify.batch import verify_batch
-from distill.verify.code_extract import extract_program
+from distill.verify.code_extract import extract_program, program_of
 from distill.verify.code_tests import CodeVerdict, run_tests, verify_code_batch
 from distill.verify.equivalence import (
     STATUSES,
@@ -58,6 +58,7 @@ __all__ = [
     "Limits",
     "detect_format",
     "extract_program",
+    "program_of",
     "leftover_special_tokens",
     "looks_truncated",
     "run_program",

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 import textwrap
 
+from distill.verify.split import split_think
+
 # A fence: up to 3 spaces (or deeper, for blocks inside list items), three or more backticks, an info string,
 # the body, and a closing fence of the same indentation style with at least as many backticks.
 _FENCE_RE = re.compile(
@@ -63,3 +65,32 @@ def extract_program(answer_text: str, language: str = "python") -> str | None:
         return None
     body = textwrap.dedent(found).strip("\n")
     return body + "\n" if body.strip() else None
+
+
+def program_of(completion: str, prompt: str = "", *, prompt_has_think: bool = False) -> str | None:
+    """The program a completion stands for (None: no code).
+
+    - the answer part (after ``</think>`` when the reasoning is tagged) has a fenced block: the last one
+      (:func:`extract_program`), preceded by the prompt when the prompt is valid Python on its
+      own (HumanEval's signature + docstring is: its imports and helper functions then stay defined, and the
+      fenced function replaces the docstring-only stub);
+    - no fence and no reasoning block: HumanEval's canonical form, prompt + completion (the function body);
+    - no fence after a reasoning block, or the reasoning never closed: no code.
+    """
+    parts = split_think(completion, prompt_has_think=prompt_has_think)
+    program = extract_program(parts.answer)
+    if program is not None:
+        if prompt.strip() and _compiles(prompt):
+            return prompt.rstrip("\n") + "\n\n\n" + program
+        return program
+    if parts.has_think or not completion.strip():
+        return None
+    return prompt + completion
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<prompt>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True

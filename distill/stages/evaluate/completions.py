@@ -253,34 +253,3 @@ def _checked_row(path: Path, line: int, row: dict[str, Any], seen: dict[str, int
             raise DataError(f"{path}:{line}: completions[{j}] is {type(c).__name__}, not a string (use \"\" "
                             "for an empty completion)")
     return pid, completions
-
-
-def program_of(completion: str, prompt: str = "", *, prompt_has_think: bool = False) -> str | None:
-    """The program a completion stands for (None: no code).
-
-    - the answer part (after ``</think>`` when the reasoning is tagged) has a fenced block: the last one
-      (:func:`distill.verify.extract_program`), preceded by the prompt when the prompt is valid Python on its
-      own (HumanEval's signature + docstring is: its imports and helper functions then stay defined, and the
-      fenced function replaces the docstring-only stub);
-    - no fence and no reasoning block: HumanEval's canonical form, prompt + completion (the function body);
-    - no fence after a reasoning block, or the reasoning never closed: no code.
-    """
-    from distill.verify import extract_program, split_think
-
-    parts = split_think(completion, prompt_has_think=prompt_has_think)
-    program = extract_program(parts.answer)
-    if program is not None:
-        if prompt.strip() and _compiles(prompt):
-            return prompt.rstrip("\n") + "\n\n\n" + program
-        return program
-    if parts.has_think or not completion.strip():
-        return None
-    return prompt + completion
-
-
-def _compiles(source: str) -> bool:
-    try:
-        compile(source, "<prompt>", "exec")
-    except (SyntaxError, ValueError):
-        return False
-    return True

@@ -141,8 +141,7 @@ def verify_code_problems(problems: Sequence[Any], *, limits: Any = None, workers
                          prompt_has_think: bool = False, progress: bool = False) -> list[list[Any]]:
     """One :class:`~distill.verify.CodeVerdict` per completion of each
     :class:`~distill.stages.evaluate.completions.CodeProblem`, every program run in the sandbox."""
-    from distill.stages.evaluate.completions import program_of
-    from distill.verify import verify_code_batch
+    from distill.verify import program_of, verify_code_batch
 
     programs, tests = [], []
     for p in problems:
