@@ -16,6 +16,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+# Slurm stand-ins (sbatch, srun, ...) are programs the tests put on PATH, not test modules: never import them.
+collect_ignore = ["slurm_bin"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
