@@ -539,3 +539,29 @@ def test_packing_without_flash_attention_on_a_gpu_warns_with_the_measured_cost()
     assert packing_attention_warning(cfg, "sdpa", cuda=False) is None                  # CPU: nothing faster exists
     unpacked = SFTStageConfig(student="tiny-qwen", max_length=4096, packing=False)
     assert packing_attention_warning(unpacked, "sdpa", cuda=True) is None
+
+
+def test_a_changed_dataset_is_never_taken_for_the_one_a_student_was_trained_on(tmp_path):
+    """Re-filtered to other rows, rerun sft: refused naming the dataset (it used to say 'already holds this student')."""
+    import datasets
+
+    from distill.errors import DistillError
+    from distill.runinfo import RunRecord
+    from distill.stages.sft.config import SFTStageConfig, dataset_identity, train_fingerprint
+    from distill.stages.sft.output import prepare_out
+
+    data = tmp_path / "sft-data"
+    datasets.Dataset.from_list([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+                               * 12).save_to_disk(str(data))
+    RunRecord("filter", SFTStageConfig(student="tiny-qwen", max_length=64)).write(data)
+    out = tmp_path / "student"
+    cfg = SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out), dataset=str(data))
+    first = dataset_identity(str(data))
+    (out).mkdir()
+    (out / "run.json").write_text(json.dumps({"stage": "sft", "status": "complete", "dataset_identity": first,
+                                              "train_fingerprint": train_fingerprint(cfg)}))
+    assert prepare_out(cfg, out).complete
+    RunRecord("filter", SFTStageConfig(student="tiny-qwen", max_length=128)).write(data)  # filtered again
+    assert dataset_identity(str(data)) != first
+    with pytest.raises(DistillError, match="earlier version of .*sft-data"):
+        prepare_out(cfg, out)

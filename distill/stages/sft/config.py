@@ -166,9 +166,34 @@ class SFTStageConfig:
 
 
 def train_fingerprint(cfg: SFTStageConfig) -> str:
-    """A hash of the options that change what is trained (not how the run is driven; see ``RUN_CONTROL``)."""
+    """A hash of what changes what is trained: the options (not how the run is driven; see ``RUN_CONTROL``) and
+    the dataset's identity (:func:`dataset_identity`), so a re-filtered dataset is never taken for the old one."""
     import hashlib
     import json
 
     values: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in RUN_CONTROL}
+    values["dataset_identity"] = dataset_identity(cfg.dataset)
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def dataset_identity(dataset: str | None) -> str | None:
+    """A local dataset's identity: its run id when ``distill filter`` wrote it, else a hash of its files (the
+    ``cache-*`` files datasets writes beside them left out); None for a hub id, whose revision is the hub's."""
+    import hashlib
+
+    from distill.runinfo import read_run
+
+    if not dataset or not Path(dataset).exists():
+        return None
+    path = Path(dataset)
+    rec = read_run(path) if path.is_dir() else None
+    if rec and rec.get("run_id"):
+        return str(rec["run_id"])
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*"))
+                   if p.is_file() and not p.name.startswith("cache-"))
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.relative_to(path) if path.is_dir() else f.name}:{f.stat().st_size}:".encode())
+        with f.open("rb") as fh:
+            digest.update(hashlib.sha256(fh.read(1 << 20)).digest())   # the first MiB: content, not timestamps
+    return digest.hexdigest()[:16]

@@ -18,7 +18,7 @@ from distill import outdir
 from distill.errors import DistillError
 from distill.launch import launch_recipe, started_by_relaunch
 from distill.runinfo import read_run
-from distill.stages.sft.config import SFTStageConfig, train_fingerprint
+from distill.stages.sft.config import SFTStageConfig, dataset_identity, train_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ def prepare_out(cfg: SFTStageConfig, out: Path, *, is_main: bool = True) -> OutS
     if rec and rec.get("status") == "complete":
         if same:
             return OutState(None, True)
+        if rec.get("dataset_identity") not in (None, dataset_identity(cfg.dataset)):
+            raise DistillError(f"{out} holds a student trained on an earlier version of {cfg.dataset} (it changed "
+                               "since): pass --overwrite to retrain on the new data, or choose another --out")
         raise DistillError(f"{out} holds a student trained with other settings: pass --overwrite to retrain, "
                            "or choose another --out")
     if ckpt is not None:

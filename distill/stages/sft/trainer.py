@@ -23,7 +23,7 @@ from distill.stages.sft.chat import (
     pick_format,
     sync_model_tokens,
 )
-from distill.stages.sft.config import SFTStageConfig, train_fingerprint
+from distill.stages.sft.config import SFTStageConfig, dataset_identity, train_fingerprint
 from distill.stages.sft.context import apply_context_extension, check_positions
 from distill.stages.sft.data import encode_dataset, load_sft_dataset
 from distill.stages.sft.lora import lora_config, quantization_config
@@ -171,7 +171,8 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
         inputs["model"] = model_src
     record = RunRecord("sft", cfg, inputs=inputs)
     record.extra.update(
-        train_fingerprint=train_fingerprint(cfg), base_model=model_src, student=student.to_dict(),
+        train_fingerprint=train_fingerprint(cfg), dataset_identity=dataset_identity(cfg.dataset),
+        base_model=model_src, student=student.to_dict(),
         dataset={"source": cfg.dataset, "hub": not local_data, "splits": data.splits,
                  "columns": data.columns, "train_split": cfg.dataset_split,
                  "eval_split": cfg.eval_split if eval_ds is not None else None},
