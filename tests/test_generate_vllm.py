@@ -92,14 +92,16 @@ def test_vllm_writes_four_rows_per_problem_with_every_field(vllm_run, tiny_qwen)
     for r in rows:
         by_problem.setdefault(r["id"], set()).add(r["completion"])
     assert all(len(texts) > 1 for texts in by_problem.values())
-    # The over-long prompt was refused, logged and skipped; the others went on; a rerun would retry it.
+    # The over-long prompt can never fit: refused, logged and listed; the others went on, and the run is complete
+    # (a rerun would not loop on it).
     run = json.loads((vllm_run["out"] / "run.json").read_text())
-    assert run["status"] == "partial" and run["engine"] == "vllm"
-    assert run["counts"]["completions_written"] == 4 * N_PROBLEMS and run["counts"]["failed_requests"] == 1
+    assert run["status"] == "complete" and run["engine"] == "vllm"
+    assert run["counts"]["completions_written"] == 4 * N_PROBLEMS and run["counts"]["unfit_requests"] == 1
+    assert run["counts"]["unfit_problems"] == ["too-long"]
     assert f"{N_PROBLEMS} problems, {4 * N_PROBLEMS} completions written" in vllm_run["stdout"]
-    assert "refused requests: 1" in vllm_run["stdout"]
-    assert "problem too-long: request refused" in vllm_run["stderr"]
-    assert "vllm refused the prompt" in vllm_run["stderr"] and "512" in vllm_run["stderr"]
+    assert "prompts that can never fit the context" in vllm_run["stdout"]
+    assert "too-long" in vllm_run["stderr"]
+    assert "skipped for good" in vllm_run["stderr"] and "512" in vllm_run["stderr"]
 
 
 def test_rerun_has_nothing_to_do_and_starts_no_engine(vllm_run, tiny_qwen, capsys):

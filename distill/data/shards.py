@@ -190,6 +190,11 @@ def _holds_rows(out: Path, besides: Path | None = None) -> bool:
     return any(p.is_file() and p.stat().st_size > 0 and p != besides for p in out.glob(SHARD_GLOB))
 
 
+def _other_limit(stored: Any, now: Any) -> bool:
+    """Whether two ``problems_sha`` values (``LIMIT:DIGEST``) were taken over different --limit's."""
+    return isinstance(stored, str) and isinstance(now, str) and stored.split(":")[0] != now.split(":")[0]
+
+
 def check_settings(out: Path, settings_path: Path, settings: dict[str, Any], *, other_shards: bool = False) -> None:
     """The folder's stored settings must equal this run's (a resume), else the run is refused."""
     try:
@@ -197,6 +202,8 @@ def check_settings(out: Path, settings_path: Path, settings: dict[str, Any], *, 
     except (OSError, ValueError) as exc:
         raise DistillError(f"{settings_path}: unreadable ({exc}); delete it or pass --overwrite") from None
     diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
+    if _other_limit(stored.get("problems_sha"), settings.get("problems_sha")):
+        diff.pop("problems_sha", None)     # another --limit reads another set of problems: not a change of data
     if "problems_sha" in diff and stored.get("problems_sha") is not None:
         raise DistillError(f"{out}: the problems in {settings.get('dataset')} changed since these traces were "
                            "written (their texts or gold answers differ), so the traces' verdicts would be stale; "

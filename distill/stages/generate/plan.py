@@ -124,7 +124,7 @@ def prepare(cfg: GenerateConfig) -> Plan:
     record_dir = out if cfg.num_shards == 1 else out / "runs" / Path(shard_file).stem
     settings = {**cfg.trace_settings(), "prompt_form": form,
                 "teacher": canonical_path(cfg.teacher), "dataset": canonical_path(cfg.dataset),
-                "problems_sha": problems_digest(problems)}
+                "problems_sha": f"{cfg.limit or 'all'}:{problems_digest(problems)}"}
     prepare_folder(out, shard_path, record_dir, settings, overwrite=cfg.overwrite, num_shards=cfg.num_shards)
     # Opening the writer cuts a partial last line, so the scan below sees only whole rows.
     ShardWriter(shard_path).close()
