@@ -159,6 +159,64 @@ def relaunch(section: str, cfg: Any, *, workdir: str | Path, config_file: Path, 
                            + " ".join(cmd))
 
 
+def shard_cpu_ranks(accelerator: Any, deepspeed_plugin: Any = None) -> str | None:
+    """Make CPU ranks launched with an FSDP or DeepSpeed config shard as GPU ranks do; the kind ("fsdp",
+    "deepspeed") when the state was changed, None when it was left alone.
+
+    accelerate 1.15 turns ``ACCELERATE_USE_FSDP`` / ``ACCELERATE_USE_DEEPSPEED`` (set by ``accelerate launch`` from
+    the config's ``distributed_type``) into ``DistributedType.FSDP`` / ``DEEPSPEED`` only for accelerator devices
+    (``AcceleratorState.__init__`` in accelerate/state.py: the FSDP switch sits in the MULTI_GPU/MULTI_XPU/... branch,
+    the DeepSpeed one says ``and not cpu``); CPU ranks stay ``MULTI_CPU`` and silently train as plain DDP, every rank
+    holding the whole model. torch's FSDP2 itself runs on CPU over gloo (``fully_shard`` builds its default mesh on
+    the CPU when there is no accelerator). So on CPU ranks only, the state gets the plugin that the launcher's
+    environment describes (``FSDP_*`` / ``ACCELERATE_DEEPSPEED_*`` variables, read by the plugins exactly as
+    accelerate reads them on a GPU); a GPU run is left as it is. Call it right after the ``Accelerator`` is made,
+    before anything is prepared.
+    """
+    from accelerate.state import PartialState
+    from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
+
+    state = accelerator.state
+    if state.distributed_type != DistributedType.MULTI_CPU:
+        return None
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        state.fsdp_plugin = FullyShardedDataParallelPlugin()
+        kind, state.distributed_type = "fsdp", DistributedType.FSDP
+    elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        plugin = deepspeed_plugin or DeepSpeedPlugin()
+        state.distributed_type = DistributedType.DEEPSPEED
+        plugin.set_mixed_precision(state._mixed_precision)
+        plugin.select(_from_accelerator_state=True)
+        state.deepspeed_plugins = plugin
+        kind = "deepspeed"
+    else:
+        return None
+    # AcceleratorState.__init__ ends so on a GPU too: every later AcceleratorState() copies PartialState's
+    # distributed_type over its own, which would turn these ranks back into DDP ranks.
+    PartialState._shared_state["distributed_type"] = state.distributed_type
+    return kind
+
+
+def process_group_timeout() -> float | None:
+    """Seconds the default process group's collectives wait before failing (what ``ddp_timeout`` sets); None without
+    a process group, or when the backend does not say."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    group = dist.distributed_c10d._get_default_group()
+    for device in ("cuda", "cpu"):
+        try:
+            backend = group._get_backend(torch.device(device))
+        except RuntimeError:                        # no backend for this device in the group
+            continue
+        timeout = getattr(getattr(backend, "options", None), "_timeout", None)
+        if timeout is not None:
+            return float(timeout.total_seconds())
+    return None
+
+
 def relaunch_stage(section: str, cfg: Any, out: Path, *, finished: Callable[[], bool], cuda: Callable[[], bool],
                    bf16: bool) -> Path:
     """Run ``distill <section>`` with ``cfg`` on ``cfg.num_processes`` ranks through ``accelerate launch`` (a stage's

@@ -21,7 +21,8 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 STRATEGIES = ("ddp", "zero2", "zero3", "fsdp")
 # Options that change how a run is driven, not what it trains: they are left out of the training fingerprint,
 # so a run resumed with --resume or another --plan setting still counts as the same run.
-RUN_CONTROL = ("resume", "overwrite", "plan", "gpu_memory_gib", "keep_checkpoints", "dataset_num_proc", "report_to")
+RUN_CONTROL = ("resume", "overwrite", "plan", "gpu_memory_gib", "keep_checkpoints", "dataset_num_proc", "report_to",
+               "ddp_timeout")
 
 
 @dataclass
@@ -101,6 +102,8 @@ class SFTStageConfig:
     accelerate_config: str = option("", "accelerate config file (default: recipes/accelerate/<strategy>.yaml); "
                                     "given, the run goes through 'accelerate launch' even with one process")
     gpu_memory_gib: float = option(80.0, "--plan: memory per GPU to check the estimate against")
+    ddp_timeout: int = option(1800, "seconds a rank waits in a collective (a barrier, a gradient all-reduce) before "
+                              "the run fails; the process group is made with it")
 
     # ------------------------------------------------------------------ logging and checkpoints
     logging_steps: int = option(5, "log the loss every N optimizer steps")
@@ -110,7 +113,8 @@ class SFTStageConfig:
                                     "about 16 bytes per parameter)")
     eval_steps: int = option(0, "eval loss every N steps when an eval split exists (0: once, at the end)")
     report_to: str = option("none", "experiment tracker", choices=["none", "tensorboard", "wandb"])
-    dataset_num_proc: int | None = option(None, "processes for tokenizing the dataset (default: one)")
+    dataset_num_proc: int | None = option(None, "processes per rank for tokenizing the dataset (default: one); the "
+                                          "ranks of a launched run each tokenize their own share of the rows")
 
     @classmethod
     def implied_recipe(cls, values: dict[str, Any]) -> Path | None:
@@ -134,7 +138,7 @@ class SFTStageConfig:
         if not self.out:
             self.out = f"out/{self.student}"
         for name in ("max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "num_processes",
-                     "logging_steps", "save_steps", "save_total_limit", "lora_r", "lora_alpha"):
+                     "logging_steps", "save_steps", "save_total_limit", "lora_r", "lora_alpha", "ddp_timeout"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps == 0 or self.max_steps < -1:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,11 @@ class EncodeStats:
     trained_tokens: int = 0
     without_think: int = 0
     max_tokens: int = 0
+    share_rows: int = 0            # rows that were this rank's share to tokenize (the rest came from the others)
     lengths: list[int] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "lengths"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("lengths", "share_rows")}
         if self.lengths:
             s = sorted(self.lengths)
             out["length_p50"] = s[len(s) // 2]
@@ -129,12 +131,15 @@ def _read_file(path: Path) -> Any:
 
 # ------------------------------------------------------------------------------------------ tokenizing
 def encode_example(example: dict[str, Any], index: int, *, tokenizer: Any, source: str,
-                   assistant_only: bool) -> dict[str, Any]:
-    """Tokenize one row with the chat template; labels are the ids on assistant tokens and -100 elsewhere."""
+                   assistant_only: bool, offset: int = 0) -> dict[str, Any]:
+    """Tokenize one row with the chat template; labels are the ids on assistant tokens and -100 elsewhere.
+
+    ``index`` counts from the start of the share being tokenized, ``offset`` is where that share starts: errors name
+    the row of the whole dataset."""
     messages = example["messages"]
     problem = message_problem(messages)
     if problem:
-        raise DataError(f"{source}: {row_name(example, index)}: {problem}")
+        raise DataError(f"{source}: {row_name(example, index + offset)}: {problem}")
     enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
                                         return_assistant_tokens_mask=assistant_only)
     ids = list(enc["input_ids"])
@@ -150,25 +155,85 @@ def encode_example(example: dict[str, Any], index: int, *, tokenizer: Any, sourc
             "trained": sum(1 for x in labels if x != IGNORE), "has_think": think}
 
 
+def shard_bounds(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ``(start, end)`` row ranges covering ``n`` rows, their sizes within one of each other.
+
+    >>> shard_bounds(10, 3)
+    [(0, 4), (4, 7), (7, 10)]
+    """
+    size, extra = divmod(n, parts)
+    bounds, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+@dataclass
+class Ranks:
+    """The ranks that share the tokenizing: this one's index, how many, and a barrier (``wait``) they all reach."""
+
+    rank: int = 0
+    world: int = 1
+    wait: Callable[[], None] | None = None
+
+
+def tokenize_shared(ds: Any, tokenizer: Any, *, fingerprint: str, source: str, assistant_only: bool,
+                    num_proc: int | None, cache_dir: Path | None, desc: str,
+                    ranks: Ranks | None = None) -> tuple[Any, int]:
+    """Every row tokenized, the work split over the ranks: ``(encoded rows, rows that were this rank's share)``.
+
+    Each rank tokenizes its own contiguous share into ``cache_dir`` (with ``num_proc`` processes), waits at the
+    barrier until every share is written, then reads the other shares from the cache; a share missing there (a
+    cache on another node's local disk) is tokenized here instead. So no rank sits idle in a collective while another
+    tokenizes the whole dataset (800k long traces take longer than a collective's timeout), and the wait is one
+    share's time. Without a cache folder or a second rank, this rank tokenizes everything.
+    """
+    import datasets
+
+    ranks = ranks or Ranks()
+    wait = ranks.wait if cache_dir is not None and ranks.world > 1 else None
+    bounds = shard_bounds(len(ds), ranks.world) if wait is not None else [(0, len(ds))]
+
+    def encode(start: int, end: int) -> Any:
+        name = fingerprint if len(bounds) == 1 else f"{fingerprint}-{start}-{end}"
+        kwargs: dict[str, Any] = {}
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            kwargs["cache_file_name"] = str(cache_dir / f"encoded-{name}.arrow")
+        part = ds if (start, end) == (0, len(ds)) else ds.select(range(start, end))
+        return part.map(encode_example, with_indices=True, num_proc=num_proc, desc=desc, new_fingerprint=name,
+                        fn_kwargs={"tokenizer": tokenizer, "source": source, "assistant_only": assistant_only,
+                                   "offset": start},
+                        remove_columns=[c for c in ds.column_names if c != "id"], **kwargs)
+
+    if wait is None:
+        return encode(0, len(ds)), len(ds)
+    start, end = bounds[ranks.rank]
+    mine = encode(start, end) if end > start else None
+    log.info("rank %d of %d: tokenized its share, rows %d-%d (%d of %d), into %s", ranks.rank, ranks.world, start,
+             end - 1, end - start, len(ds), cache_dir)
+    wait()
+    parts = [mine if i == ranks.rank else encode(a, b) for i, (a, b) in enumerate(bounds) if b > a]
+    return datasets.concatenate_datasets(parts), end - start
+
+
 def encode_dataset(ds: Any, tokenizer: Any, *, source: str, max_length: int, overlong: str, assistant_only: bool,
                    num_proc: int | None = None, cache_dir: Path | None = None,
-                   desc: str = "tokenizing") -> tuple[Any, EncodeStats]:
-    """Tokenize every row, apply the overlong policy, and return (input_ids + labels dataset, stats)."""
+                   desc: str = "tokenizing", ranks: Ranks | None = None) -> tuple[Any, EncodeStats]:
+    """Tokenize every row (the work split over ``ranks``, :func:`tokenize_shared`), apply the overlong policy, and
+    return (input_ids + labels dataset, stats)."""
     fingerprint = hashlib.sha256("|".join([
         getattr(ds, "_fingerprint", "") or "", tokenizer.chat_template or "", str(tokenizer.eos_token),
         str(tokenizer.pad_token), str(len(tokenizer)), str(assistant_only)]).encode()).hexdigest()[:16]
-    kwargs: dict[str, Any] = {}
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        kwargs["cache_file_name"] = str(cache_dir / f"encoded-{fingerprint}.arrow")
-    encoded = ds.map(
-        encode_example, with_indices=True, num_proc=num_proc, desc=desc, new_fingerprint=fingerprint,
-        fn_kwargs={"tokenizer": tokenizer, "source": source, "assistant_only": assistant_only},
-        remove_columns=[c for c in ds.column_names if c != "id"], **kwargs)
+    encoded, here = tokenize_shared(ds, tokenizer, fingerprint=fingerprint, source=source,
+                                    assistant_only=assistant_only, num_proc=num_proc, cache_dir=cache_dir, desc=desc,
+                                    ranks=ranks)
     lengths = list(encoded["length"])
     trained = list(encoded["trained"])
     stats = EncodeStats(examples=len(lengths), lengths=lengths, max_tokens=max(lengths, default=0),
-                        without_think=sum(1 for t in encoded["has_think"] if not t))
+                        without_think=sum(1 for t in encoded["has_think"] if not t), share_rows=here)
     over = [i for i, n in enumerate(lengths) if n > max_length]
     stats.overlong = len(over)
     if over:

@@ -133,11 +133,16 @@ def _finished(cfg: SFTStageConfig, out: Path, state: OutState, *, main: bool = T
 
 def train(cfg: SFTStageConfig, student: Student, model_src: str, out: Path) -> Path:
     """Train on this process (one rank of a launched run), then save the student and run.json (main process)."""
+    from datetime import timedelta
+
     from accelerate import PartialState
 
-
     cuda = _cuda()
-    dist = PartialState(cpu=not cuda)
+    # The process group is made here, first, with ddp_timeout. TrainingArguments (SFTConfig, made later in build())
+    # would pass its ddp_timeout only when it made the group itself, and on CPU ranks it never passes it
+    # (transformers' TrainingArguments._setup_devices); once a group exists nothing changes its timeout. Giving it
+    # here keeps one value on every path: GPU and CPU ranks, DeepSpeed (deepspeed.comm takes it too) and FSDP.
+    dist = PartialState(cpu=not cuda, timeout=timedelta(seconds=cfg.ddp_timeout))
     main = dist.is_main_process
     with dist.main_process_first():
         state = prepare_out(cfg, out, is_main=main)

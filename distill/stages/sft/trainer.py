@@ -25,7 +25,7 @@ from distill.stages.sft.chat import (
 )
 from distill.stages.sft.config import SFTStageConfig, dataset_identity, train_fingerprint
 from distill.stages.sft.context import apply_context_extension, check_positions
-from distill.stages.sft.data import encode_dataset, load_sft_dataset
+from distill.stages.sft.data import Ranks, encode_dataset, load_sft_dataset
 from distill.stages.sft.lora import lora_config, quantization_config
 from distill.stages.sft.output import CACHE, CHECKPOINTS, GENERATION_DEFAULTS
 from distill.students import Student
@@ -100,7 +100,7 @@ def sft_arguments(cfg: SFTStageConfig, *, out: Path, cuda: bool, has_eval: bool,
         seed=cfg.seed, data_seed=cfg.seed,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         use_liger_kernel=liger, activation_offloading=cfg.activation_offloading,
-        dataset_num_proc=cfg.dataset_num_proc, ddp_find_unused_parameters=False,
+        dataset_num_proc=cfg.dataset_num_proc, ddp_find_unused_parameters=False, ddp_timeout=cfg.ddp_timeout,
         trust_remote_code=cfg.trust_remote_code,
     )
     if has_eval and cfg.eval_steps:
@@ -132,8 +132,10 @@ class Setup:
 def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist: Any) -> Setup:
     """Tokenizer + template, context extension, dataset, model, LoRA and the SFTTrainer, ready to train."""
     import torch
-    from trl import SFTConfig, SFTTrainer
+    from accelerate.utils import gather_object
+    from trl import SFTConfig
 
+    from distill.launch import process_group_timeout
     from distill.stages.sft.callbacks import GracefulStop, LossRecorder
 
     cuda = torch.cuda.is_available()
@@ -147,8 +149,7 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
 
     # -------------------------------------------------------------- data
     data = load_sft_dataset(cfg.dataset, split=cfg.dataset_split, eval_split=cfg.eval_split)
-    with dist.main_process_first():
-        train_ds, stats, eval_ds, eval_stats = _encode(cfg, data, tokenizer, out)
+    train_ds, stats, eval_ds, eval_stats = _encode(cfg, data, tokenizer, out, dist)
 
     # -------------------------------------------------------------- trainer arguments first (DeepSpeed ZeRO-3
     # builds the model sharded only when they exist), then the model
@@ -161,8 +162,8 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
                                targets=cfg.lora_target_modules, new_token_ids=new_ids) if cfg.lora else None)
     recorder = LossRecorder(out, title=f"{cfg.student} SFT ({Path(model_src).name})")
     stopper = GracefulStop()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[recorder, stopper])
+    trainer = _trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                               processing_class=tokenizer, peft_config=peft_config, callbacks=[recorder, stopper])
 
     # -------------------------------------------------------------- lineage
     local_data = Path(cfg.dataset).exists()
@@ -179,9 +180,50 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
         chat_format={"format": installed.format, "eos": installed.eos_token, "pad": installed.pad_token,
                      "bos": installed.bos_token, "added_tokens": installed.added_tokens,
                      "embedding_rows_added": rows_added},
-        context_extension=extended, world_size=dist.num_processes)
+        context_extension=extended, world_size=dist.num_processes, sharding=sharding_of(trainer.accelerator),
+        process_group_timeout_s=process_group_timeout(),
+        tokenize_shares=gather_object([stats.share_rows]))
     _count(cfg, record, stats, eval_stats, trainer, model)
     return Setup(trainer, model, tokenizer, model_config, record, recorder, stopper, stats, dist, cuda)
+
+
+def _trainer_class() -> Any:
+    """TRL's SFTTrainer, whose accelerator also shards CPU ranks launched with an FSDP or DeepSpeed config
+    (:func:`distill.launch.shard_cpu_ranks`: accelerate alone trains them as DDP); GPU ranks are left to accelerate."""
+    from trl import SFTTrainer
+
+    from distill.launch import shard_cpu_ranks
+
+    class DistillSFTTrainer(SFTTrainer):  # type: ignore[misc]
+        def create_accelerator_and_postprocess(self) -> None:
+            super().create_accelerator_and_postprocess()
+            kind = shard_cpu_ranks(self.accelerator, self.args.deepspeed_plugin)
+            if kind == "fsdp":
+                self.is_fsdp_enabled = True
+                if self.accelerator.state.fsdp_plugin.activation_checkpointing and self.args.gradient_checkpointing:
+                    raise DistillError("the FSDP config turns on fsdp_activation_checkpointing and the recipe "
+                                       "gradient_checkpointing: keep one (recipes/accelerate/fsdp.yaml keeps the "
+                                       "trainer's)")
+            elif kind == "deepspeed":
+                from transformers.integrations.deepspeed import propagate_args_to_deepspeed
+
+                self.is_deepspeed_enabled = True
+                propagate_args_to_deepspeed(self.accelerator, self.args)
+
+    return DistillSFTTrainer
+
+
+def sharding_of(accelerator: Any) -> dict[str, Any]:
+    """run.json's record of how the ranks held the model: accelerate's distributed type (NO, MULTI_GPU, MULTI_CPU,
+    FSDP, DEEPSPEED) with the FSDP version or ZeRO stage, as the Accelerator will prepare it."""
+    state = accelerator.state
+    kind = getattr(state.distributed_type, "value", str(state.distributed_type))
+    out: dict[str, Any] = {"distributed_type": kind}
+    if kind == "FSDP":
+        out["fsdp_version"] = state.fsdp_plugin.fsdp_version
+    elif kind == "DEEPSPEED":
+        out["zero_stage"] = state.deepspeed_plugin.zero_stage
+    return out
 
 
 def _load_base(cfg: SFTStageConfig, model_src: str) -> tuple[Any, Any]:
@@ -198,19 +240,27 @@ def _load_base(cfg: SFTStageConfig, model_src: str) -> tuple[Any, Any]:
     return tokenizer, model_config
 
 
-def _encode(cfg: SFTStageConfig, data: Any, tokenizer: Any, out: Path) -> tuple[Any, Any, Any, Any]:
-    """``(train_ds, stats, eval_ds, eval_stats)``: the splits tokenized (eval ones None without an eval split)."""
+def _encode(cfg: SFTStageConfig, data: Any, tokenizer: Any, out: Path, dist: Any) -> tuple[Any, Any, Any, Any]:
+    """``(train_ds, stats, eval_ds, eval_stats)``: the splits tokenized (eval ones None without an eval split).
 
+    Every rank tokenizes its own share of the rows into ``OUT/.cache`` and reads the others' shares from there
+    (:func:`distill.stages.sft.data.tokenize_shared`), rather than rank 0 tokenizing it all while the other ranks wait
+    at a barrier: on 800k long traces that wait outlasted the collective timeout. The barrier now waits for one
+    share, and ``dataset_num_proc`` processes per rank split that share again. Why this and not the alternatives:
+    every rank tokenizing everything on its own would cost world-size times the CPU on each node, and a longer
+    ``ddp_timeout`` alone would keep all but one rank idle (and hide real hangs for as long).
+    """
+    ranks = Ranks(dist.process_index, dist.num_processes, dist.wait_for_everyone)
     train_ds, stats = encode_dataset(data.train, tokenizer, source=cfg.dataset, max_length=cfg.max_length,
                                      overlong=cfg.overlong, assistant_only=cfg.assistant_only_loss,
-                                     num_proc=cfg.dataset_num_proc, cache_dir=out / CACHE)
+                                     num_proc=cfg.dataset_num_proc, cache_dir=out / CACHE, ranks=ranks)
     eval_ds = eval_stats = None
     if data.eval is not None:
         eval_ds, eval_stats = encode_dataset(data.eval, tokenizer, source=f"{cfg.dataset} [{cfg.eval_split}]",
                                              max_length=cfg.max_length, overlong="drop",
                                              assistant_only=cfg.assistant_only_loss,
                                              num_proc=cfg.dataset_num_proc, cache_dir=out / CACHE,
-                                             desc="tokenizing eval")
+                                             desc="tokenizing eval", ranks=ranks)
     return train_ds, stats, eval_ds, eval_stats
 
 
