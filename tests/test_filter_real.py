@@ -75,3 +75,14 @@ def test_a_format_the_flag_does_not_read_is_named_in_the_drops(tmp_path, capsys)
     assert "written in the sky-t1 format" in out and "pass --reasoning-format sky-t1" in out
     stats = json.loads((tmp_path / "sft" / "filter_stats.json").read_text())
     assert any("sky-t1" in h for h in stats["format_hints"])
+
+
+def test_auto_format_names_no_other_format_for_unclosed_think_rows(tmp_path):
+    """Under --reasoning-format auto an unclosed <think> trace is unfinished; no hint sends the user to a flag."""
+    rows = as_trace_rows("r1-distill-math.jsonl", prompt_has_think=True)[:8]
+    for r in rows[:2]:
+        r["completion"] = r["completion"].split("</think>")[0][:400]
+    stats, dropped = filter_rows(tmp_path, rows, readability=False)
+    assert any("no_think_close" in dropped.get(r["id"], "") or "truncated" in dropped.get(r["id"], "")
+               for r in rows[:2])
+    assert stats["format_hints"] == []

@@ -1,9 +1,14 @@
 """Problem sets: local files (jsonl, json, parquet, csv, a ``save_to_disk`` folder) or a hub dataset id.
 
-Every source becomes a list of canonical rows ``Problem(id, problem, answer, source, extra)``. Ids come from
+Every source becomes a list of canonical rows ``Problem(id, problem, answer, source, extra, tests)``. Ids come from
 ``id_column`` when given (or an ``id``/``unique_id`` column when present), else a stable hash of the problem
 text, so reruns and shards agree on identities. Duplicate ids are an error. The network is used only when
 ``source`` is a hub id, never for local files.
+
+Code problems carry tests instead of (or beside) a gold answer: with ``tests_column="auto"`` a ``tests`` column
+(an object or JSON text), HumanEval's ``test`` + ``entry_point``, APPS' ``input_output`` or ``inputs`` +
+``outputs`` become ``Problem.tests`` (anything :func:`distill.verify.code_tests.as_tests` reads; checked when
+loading); a named column must hold such an object itself. A code problem set needs no answer column.
 
 >>> import json, tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "p.jsonl"
@@ -37,6 +42,7 @@ class Problem:
     answer: str | None
     source: str
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    tests: Any = field(default=None, compare=False)   # a code problem's tests (JSON-able), else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "problem": self.problem, "answer": self.answer, "source": self.source}
@@ -138,15 +144,21 @@ def _read_hub(source: str, split: str | None, subset: str | None, trust_remote_c
 def load_problems(source: str, *, split: str | None = None, subset: str | None = None,
                   problem_column: str = "problem", answer_column: str | None = "answer",
                   id_column: str | None = None, limit: int | None = None,
-                  trust_remote_code: bool = False) -> list[Problem]:
-    """Load problems as canonical rows; errors name the file and the columns that do exist."""
+                  trust_remote_code: bool = False, tests_column: str | None = None) -> list[Problem]:
+    """Load problems as canonical rows; errors name the file and the columns that do exist.
+
+    ``tests_column``: None reads no code tests; "auto" the usual columns (see the module docstring); a name,
+    that column."""
     rows = _read_local(Path(source).expanduser()) if is_local(source) else _read_hub(
         source, split, subset, trust_remote_code)
     if not rows:
         raise DataError(f"{source}: no rows")
     columns = [c for c in rows[0] if c != LINE_KEY]
+    if answer_column and answer_column not in columns and has_test_columns(columns, tests_column):
+        answer_column = None            # a code problem set: the tests are the reference, not an answer
     for col, flag in ((problem_column, "--problem-column"), (answer_column, "--answer-column"),
-                      (id_column, "--id-column")):
+                      (id_column, "--id-column"), (tests_column if tests_column != "auto" else None,
+                                                   "--tests-column")):
         if col and col not in columns:
             raise DataError(f"{source}: no column {col!r} (pass {flag}). Columns: {', '.join(columns)}")
     if id_column is None:
@@ -165,10 +177,11 @@ def load_problems(source: str, *, split: str | None = None, subset: str | None =
                             + "; ids must be unique: fix the data or pass another --id-column")
         seen[pid] = i
         answer = _answer(row.get(answer_column), where, answer_column) if answer_column else None
-        if answer_column and answer is None:
+        tests = _tests(row, tests_column, where) if tests_column else None
+        if answer_column and answer is None and tests is None:
             problems.missing_answers.append(where)
         extra = {k: v for k, v in row.items() if k not in (problem_column, answer_column, id_column)}
-        problems.append(Problem(pid, text, answer, str(source), extra))
+        problems.append(Problem(pid, text, answer, str(source), extra, tests))
         if limit is not None and len(problems) >= limit:
             break
     if problems.missing_answers:
@@ -195,3 +208,30 @@ def _answer(value: Any, where: str, column: str) -> str | None:
         raise DataError(f"{where}: column {column!r} holds a {type(value).__name__} ({str(value)[:60]!r}), not an "
                         "answer; write the gold answer as text (e.g. \"1, 2\" or \"\\{1,2\\}\"), or fix that row")
     return value if isinstance(value, str) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------- code tests
+def has_test_columns(columns: list[str], tests_column: str | None) -> bool:
+    """Whether rows with these columns carry code tests read by ``tests_column`` (None: tests are not read)."""
+    if tests_column is None:
+        return False
+    if tests_column != "auto":
+        return tests_column in columns
+    have = set(columns)
+    return bool({"tests", "input_output"} & have) or {"test", "entry_point"} <= have or {"inputs", "outputs"} <= have
+
+
+def _tests(row: dict[str, Any], tests_column: str, where: str) -> Any:
+    """A row's code tests (checked by :func:`distill.verify.code_tests.as_tests`), or None when it has none."""
+    from distill.verify.code_tests import as_tests, code_tests_of_row
+
+    column = None if tests_column == "auto" else tests_column
+    try:
+        spec = code_tests_of_row({k: [v] for k, v in row.items()}, 0, column)
+        if spec is not None:
+            as_tests(spec)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        name = f"column {column!r}" if column else "its tests"
+        raise DataError(f"{where}: {name} cannot be read as code tests ({str(exc)[:120]}); give a HumanEval "
+                        "check ('test' + 'entry_point') or stdin/stdout pairs ('inputs' + 'outputs')") from None
+    return spec

@@ -14,18 +14,24 @@ Row fields (``TRACE_FIELDS``, in this order: the resume scan relies on ``id`` an
                           completion starts in the reasoning
     completion            the raw completion
     reasoning, answer_text  the text inside <think>...</think> and the text after it (None when unfinished)
-    final_answer, verdict the extracted answer and the truth layer's verdict status (None without a gold)
+    final_answer, verdict the extracted answer and the truth layer's verdict status (None without a gold);
+                          for a code problem, the program (the last fenced block of the answer) and its
+                          sandboxed run's status (correct, wrong_answer, error, timeout, no_code ...)
     gold                  the reference answer, when the problem set has one
+    tests                 a code problem's tests (a HumanEval check ``{test, entry_point}``, stdin/stdout pairs
+                          ``{inputs, outputs}`` ...: anything ``distill.verify.code_tests.as_tests`` reads), else None
     prompt_tokens, completion_tokens, finish_reason ("stop" | "length" | ...)
     teacher, engine, sampling (dict), seed
 
 A row needs ``id``, ``sample`` and ``completion`` (``REQUIRED_FIELDS``) to be read; the others may be missing
 in rows written by other tools. Shards written before ``prompt_has_think`` existed lack it: readers take
-:func:`trace_prompt_has_think`, which falls back to ``prompt_opens_think(row["prompt"])`` for them.
+:func:`trace_prompt_has_think`, which falls back to ``prompt_opens_think(row["prompt"])`` for them. Shards
+written before ``tests`` existed lack it too: :func:`iter_traces` gives such rows ``tests: None`` (a row from
+another tool may carry its tests in HumanEval's own ``test`` + ``entry_point`` columns instead).
 
 >>> row = trace_row(id="p1", sample=0, problem="1+1?", prompt="<|assistant|><think>\\n", prompt_has_think=True,
 ...                 completion="2</think> 2", reasoning="2", answer_text="2", final_answer="2", verdict="correct",
-...                 gold="2", prompt_tokens=5, completion_tokens=3, finish_reason="stop", teacher="t", engine="hf",
+...                 gold="2", tests=None, prompt_tokens=5, completion_tokens=3, finish_reason="stop", teacher="t", engine="hf",
 ...                 sampling={"temperature": 0.6}, seed=1)
 >>> list(row)[:5]
 ['id', 'sample', 'problem', 'prompt', 'prompt_has_think']
@@ -59,6 +65,7 @@ class TraceRow(TypedDict):
     final_answer: str | None
     verdict: str | None
     gold: str | None
+    tests: Any
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
@@ -95,7 +102,8 @@ def iter_traces(folders: str | Path | Iterable[str | Path], report: ReadReport |
     """Yield trace rows from every shard of one or more folders (sorted, deterministic order).
 
     Rows missing a required field are reported with file and line and skipped. Every row yielded has
-    ``prompt_has_think`` (filled by :func:`trace_prompt_has_think` for older shards).
+    ``prompt_has_think`` (filled by :func:`trace_prompt_has_think` for older shards) and ``tests`` (None when
+    absent).
     """
     if isinstance(folders, (str, Path)):
         folders = [folders]
@@ -122,6 +130,7 @@ def iter_traces(folders: str | Path | Iterable[str | Path], report: ReadReport |
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
     row["prompt_has_think"] = trace_prompt_has_think(row)
+    row.setdefault("tests", None)
     return row
 
 

@@ -15,7 +15,9 @@
   tokens and repetition;
 - :mod:`~distill.verify.sandbox` runs model-written programs in a sandbox, and :mod:`~distill.verify.code_tests`
   checks them against a problem's tests (:func:`verify_code_batch`); :mod:`~distill.verify.code_extract` finds
-  the program in an answer.
+  the program in an answer;
+- :mod:`~distill.verify.judge` asks an LLM judge about the answers the rules cannot settle (the paper's
+  generative reward), through :mod:`~distill.verify.judge_client` with :mod:`~distill.verify.judge_cache`.
 
 Importing this package is cheap: math-verify (and sympy) load on first use.
 

@@ -115,14 +115,25 @@ def read_completions(path: str | Path, *, mode: str, data_docs: list[dict[str, A
 
 # ---------------------------------------------------------------------------------------------------- code tasks
 # A code problem carries tests instead of a gold answer: HumanEval style (``test`` + ``entry_point``) or
-# stdin/stdout pairs (``inputs``/``outputs``, or ``input_output`` as JSON text). Its ``prompt`` (optional) is
-# what the model continued: HumanEval's signature + docstring.
+# stdin/stdout pairs (``inputs``/``outputs``, or ``input_output`` as JSON text), or either of these in one
+# ``tests`` column (an object or JSON text: the nano code task's layout). Its ``prompt`` (optional) is what the
+# model continued: HumanEval's signature + docstring.
 
-CODE_TEST_KEYS = ("test", "entry_point", "inputs", "outputs", "input_output")
+CODE_TEST_KEYS = ("tests", "test", "entry_point", "inputs", "outputs", "input_output")
 
 
 def code_tests_of(row: dict[str, Any]) -> dict[str, Any] | None:
     """The tests a row carries, as a dict :func:`distill.verify.code_tests.as_tests` reads; None without."""
+    tests = row.get("tests")
+    if isinstance(tests, str) and tests.strip():
+        import json
+
+        try:
+            tests = json.loads(tests)
+        except ValueError:
+            raise DataError(f"id {row.get('task_id', row.get('id'))!r}: 'tests' is not valid JSON") from None
+    if isinstance(tests, dict) and tests:
+        return tests
     if row.get("test") and row.get("entry_point"):
         return {"test": str(row["test"]), "entry_point": str(row["entry_point"])}
     if row.get("input_output"):
@@ -157,8 +168,9 @@ def has_code_tests(path: str | Path) -> bool:
 
 
 def load_code_docs(path: str | Path) -> list[dict[str, Any]]:
-    """Code problems ``{id, prompt, tests}`` from a jsonl(.gz)/json/parquet/csv file; every row must have an id
-    (``task_id`` or ``id``) and tests."""
+    """Code problems ``{id, prompt, tests, problem}`` from a jsonl(.gz)/json/parquet/csv file; every row must have
+    an id (``task_id`` or ``id``) and tests. ``prompt`` is the code the model continues (HumanEval's stub; empty
+    when the row has none), ``problem`` the text a model is asked (the ``problem`` column, else the prompt)."""
     from distill.data.problems import LINE_KEY
 
     path = Path(path)
@@ -177,7 +189,8 @@ def load_code_docs(path: str | Path) -> list[dict[str, Any]]:
         if tests is None:
             raise DataError(f"{where}: id {pid!r} has no tests: give it 'test' + 'entry_point' (HumanEval style) "
                             "or 'inputs' + 'outputs' (stdin/stdout pairs)")
-        docs.append({"id": pid, "prompt": str(row.get("prompt") or ""), "tests": tests})
+        prompt = str(row.get("prompt") or "")
+        docs.append({"id": pid, "prompt": prompt, "tests": tests, "problem": str(row.get("problem") or prompt)})
     if not docs:
         raise DataError(f"{path}: no problems")
     return docs
@@ -253,3 +266,19 @@ def _checked_row(path: Path, line: int, row: dict[str, Any], seen: dict[str, int
             raise DataError(f"{path}:{line}: completions[{j}] is {type(c).__name__}, not a string (use \"\" "
                             "for an empty completion)")
     return pid, completions
+
+
+def sample_code_completions(cfg: Any, task: Any, out: Path, *, n: int,
+                            docs: list[dict[str, Any]]) -> tuple[list[CodeProblem], Any]:
+    """``--model`` on a code set: n completions per problem sampled by lm-eval (``eval/humaneval.yaml`` or
+    ``eval/custom_code.yaml``), paired by id with each problem's tests and prompt (``docs``: the same file's
+    :func:`load_code_docs`). Returns the problems and the harness run (for results.json and run.json)."""
+    from distill.stages.evaluate.harness import run_harness
+    from distill.stages.evaluate.tasks import code_sampling_task
+
+    code_task, yaml_path = code_sampling_task(task)
+    harness = run_harness(cfg, code_task, out, n=n, verify_mode="code", yaml_path=yaml_path)
+    by_id = {d["id"]: d for d in docs}
+    problems = [CodeProblem(p.id, by_id[p.id]["tests"], by_id[p.id]["prompt"], list(p.completions))
+                for p in harness.problems]
+    return problems, harness

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distill.config import option
+from distill.verify.judge import JUDGE_HELP, JUDGE_WHEN, judge_settings
 
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
+    from distill.verify.judge import JudgeSettings
 
 TASK_NAMES = ["aime24", "aime25", "math500", "custom", "humaneval"]   # tasks.TASKS + tasks.CODE_TASKS
 DEFAULT_SAMPLES = 16
@@ -78,6 +80,18 @@ class EvalConfig:
     verify_timeout: float = option(5.0, "seconds allowed per answer check")
     verify_workers: int | None = option(None, "verification processes (default: one per CPU; 0: in this process)")
 
+    # ------------------------------------------------------------------ generative judge (opt-in; math tasks)
+    judge_base_url: str | None = option(None, JUDGE_HELP["base_url"])
+    judge_model: str | None = option(None, JUDGE_HELP["model"])
+    judge_api_key_env: str | None = option(None, JUDGE_HELP["api_key_env"])
+    judge_when: list[str] = option(list(JUDGE_WHEN), JUDGE_HELP["when"])
+    judge_concurrency: int = option(8, JUDGE_HELP["concurrency"])
+    judge_timeout: float = option(120.0, JUDGE_HELP["timeout"])
+    judge_retries: int = option(4, JUDGE_HELP["retries"])
+    judge_backoff: float = option(1.0, JUDGE_HELP["backoff"])
+    judge_max_tokens: int = option(2048, JUDGE_HELP["max_tokens"])
+    judge_cache: str | None = option(None, JUDGE_HELP["cache"])
+
     def __post_init__(self) -> None:
         # What to evaluate (--model or --completions) is checked when the command runs, so recipes may leave
         # it to a flag or a pipeline step (see check_ready).
@@ -114,6 +128,7 @@ class EvalConfig:
             raise ValueError(f"model_args sets {', '.join(shadowed)}: distill sets these from its own options "
                              "(--model, --max-model-len, --max-tokens, --seed, --tensor-parallel-size, "
                              "--data-parallel-size); pass them there")
+        self.judge_settings("judge_cache.jsonl")   # the judge options fit together (ValueError otherwise)
         if self.completions is not None and self.force_think:
             raise ValueError("--force-think is a sampling option; with --completions say --prompt-has-think "
                              "if the prompts were prefilled with <think>")
@@ -125,6 +140,10 @@ class EvalConfig:
                              "re-score existing completions")
         if self.task == "custom" and self.data_file is None:
             raise ValueError("--task custom has no default data set: pass --data-file FILE")
+
+    def judge_settings(self, default_cache: str) -> JudgeSettings | None:
+        """The generative judge asked for (None when off); its cache defaults to ``default_cache``."""
+        return judge_settings(self, default_cache)
 
     def verify_settings(self, mode: str | None = None) -> VerifySettings:
         """How completions are checked; ``mode`` defaults to --verify-mode, else the task's own."""

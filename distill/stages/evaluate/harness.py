@@ -70,14 +70,15 @@ def template_prefills_think(tokenizer: Any) -> bool:
     return prompt_opens_think(text)
 
 
-def metric_list(n: int) -> list[dict[str, Any]]:
+def metric_list(n: int, *, cons: bool = True) -> list[dict[str, Any]]:
+    """pass@1, cons@n (not for code: ``cons=False``) and pass@k for k = 2, 4, ... and n."""
     ks, k = [], 2
     while k <= n:
         ks.append(k)
         k *= 2
     if n > 1 and n not in ks:
         ks.append(n)
-    names = ["pass@1", f"cons@{n}", *[f"pass@{k}" for k in ks]]
+    names = ["pass@1", *([f"cons@{n}"] if cons else []), *[f"pass@{k}" for k in ks]]
     return [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in names]
 
 
@@ -96,7 +97,7 @@ def task_config(cfg: Any, task: EvalTask, n: int, yaml_path: Path, *, prompt_has
                            "verify_timeout": cfg.verify_timeout, "verify_workers": cfg.verify_workers,
                            "trust_remote_code": cfg.trust_remote_code})
     out = {**base, "repeats": n, "generation_kwargs": gen, "dataset_kwargs": dataset_kwargs,
-           "metric_list": metric_list(n)}
+           "metric_list": metric_list(n, cons=verify_mode != "code")}
     if cfg.force_think:
         out["gen_prefix"] = THINK_PREFILL
     return out
@@ -239,8 +240,10 @@ def _combine(store: ChunkStore, n_chunks: int, samples: list[dict[str, Any]], ta
     return combined
 
 
-def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str) -> HarnessRun:
-    """Sample n completions per problem with lm-eval; returns them (with their gold answers) in data order."""
+def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str,
+                yaml_path: Path | None = None) -> HarnessRun:
+    """Sample n completions per problem with lm-eval; returns them (with their gold answers) in data order.
+    ``yaml_path``: the task file (default: the task's own; code sets: ``tasks.code_sampling_task``)."""
     from distill.stages.evaluate.hooks import doc_to_text
     from distill.stages.evaluate.tasks import task_yaml
 
@@ -254,7 +257,7 @@ def run_harness(cfg: Any, task: EvalTask, out: Path, *, n: int, verify_mode: str
     logging.getLogger("lm_eval").setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("lm_eval.api.task").addFilter(_quiet_custom_dataset_hint)
     manager = TaskManager(include_path=str(eval_dir()), include_defaults=False)
-    task_cfg = task_config(cfg, task, n, task_yaml(task), prompt_has_think=prompt_has_think,
+    task_cfg = task_config(cfg, task, n, yaml_path or task_yaml(task), prompt_has_think=prompt_has_think,
                            verify_mode=verify_mode)
     task_obj = manager.load(task_cfg)["tasks"][task.lm_eval_name]
     docs = list(task_obj.eval_docs)

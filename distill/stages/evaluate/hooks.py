@@ -12,6 +12,11 @@ logic lives here, inside the package, where it is imported and tested like any o
 - :func:`keep_all_samples` (a ``custom`` filter): keeps all n responses of a document, so
   :func:`process_results` sees every sample (lm-eval's default ``take_first`` would keep one).
 - :func:`process_results`: pass@1, cons@n and pass@k of one problem via :mod:`distill.stages.evaluate.scoring`.
+
+Code sets (``verify_mode: code`` in the task's ``dataset_kwargs``: ``eval/humaneval.yaml``,
+``eval/custom_code.yaml``): :func:`load_code_dataset` gives docs ``{id, problem, prompt, tests, answer: ""}``
+(tests as JSON text), and :func:`process_results` runs each sample's program against them in the sandbox
+(pass@1 and pass@k, no cons@n).
 """
 
 from __future__ import annotations
@@ -86,6 +91,9 @@ def load_dataset(task: str = "aime24", data_file: str | None = None, verify_mode
     """lm-eval ``custom_dataset``: called with the task's ``dataset_kwargs`` and ``metadata`` as keywords."""
     import datasets
 
+    if verify_mode == "code":
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(
+            load_code_dataset(task, data_file, prompt_has_think=prompt_has_think, verify_workers=verify_workers))})
     docs = load_docs(task, data_file, verify_mode=verify_mode, think=think, prompt_has_think=prompt_has_think,
                      fallback=fallback, verify_timeout=verify_timeout, verify_workers=verify_workers,
                      trust_remote_code=trust_remote_code)
@@ -109,8 +117,50 @@ def settings_from_doc(doc: dict[str, Any]) -> VerifySettings:
                           workers=None if doc.get("verify_workers", -1) in (-1, None) else int(doc["verify_workers"]))
 
 
+def code_data_file(task: str, data_file: str | None) -> str:
+    """The code problems of a task: ``data_file``, else HumanEval's bundled file (``--task humaneval``)."""
+    from distill.stages.evaluate.tasks import humaneval_data_file
+
+    if data_file:
+        return data_file
+    if task == "humaneval":
+        return str(humaneval_data_file())
+    raise DataError(f"task {task!r} has no default data set: pass --data-file FILE (rows with an id and tests)")
+
+
+def load_code_dataset(task: str, data_file: str | None, *, prompt_has_think: bool = False,
+                      verify_workers: int | None = None) -> list[dict[str, Any]]:
+    """Code problems as lm-eval docs: ``{id, problem, prompt, tests (JSON text), answer: ""}`` + run settings."""
+    import json
+
+    from distill.stages.evaluate.completions import load_code_docs
+
+    return [{"id": d["id"], "problem": d["problem"], "prompt": d["prompt"], "tests": json.dumps(d["tests"]),
+             "answer": "", "verify_mode": "code", "verify_prompt_has_think": bool(prompt_has_think),
+             "verify_workers": -1 if verify_workers is None else int(verify_workers)}
+            for d in load_code_docs(code_data_file(task, data_file))]
+
+
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
     """lm-eval passes one entry per request; with ``keep_all_samples`` the entry is the list of n samples."""
     completions = results[0] if len(results) == 1 and isinstance(results[0], (list, tuple)) else results
+    if doc.get("verify_mode") == "code":
+        return code_problem_metrics(doc, [c if isinstance(c, str) else "" for c in completions])
     return problem_metrics(list(completions), str(doc["answer"]), settings_from_doc(doc),
                            prompt_has_think=bool(doc.get("verify_prompt_has_think")))
+
+
+def code_problem_metrics(doc: dict[str, Any], completions: list[str]) -> dict[str, float]:
+    """pass@1 and pass@k of one code problem: each program run against the doc's tests in the sandbox."""
+    import json
+
+    from distill.stages.evaluate.completions import CodeProblem
+    from distill.stages.evaluate.scoring import score_code_problems, verify_code_problems
+
+    problem = CodeProblem(str(doc["id"]), json.loads(doc["tests"]), str(doc.get("prompt") or ""), completions)
+    workers = doc.get("verify_workers", -1)
+    verdicts = verify_code_problems([problem], workers=None if workers in (-1, None, 0) else int(workers),
+                                    prompt_has_think=bool(doc.get("verify_prompt_has_think")))
+    scored = score_code_problems([problem], verdicts, n=len(completions))
+    return {k: float(v) for k, v in scored.results.items()
+            if k.startswith("pass@") and not isinstance(v, list) and "_" not in k}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.stages.evaluate.scoring import Scored
+from distill.verify.judge import summary_line
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -88,6 +89,8 @@ def summary_markdown(results: dict[str, Any], problems: list[dict[str, Any]]) ->
               f"({results['samples_scored']} completions scored"
               + (f", {results['samples_dropped']} beyond n ignored" if results.get("samples_dropped") else "") + ").",
               "Verdicts: " + ", ".join(f"{k} {v}" for k, v in results.get("status_counts", {}).items()) + ".", ""]
+    if results.get("judge"):
+        lines += [summary_line(results["judge"]).replace("generative judge", "Generative judge", 1) + ".", ""]
     how = results.get("protocol") or {}
     if how:
         lines += ["## How this was measured", ""]

@@ -18,12 +18,16 @@ surplus is counted as ``samples_dropped``); a problem with fewer is scored on wh
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.metrics import score_samples
 from distill.verify import Verdict, VerifySettings, answers_equivalent, verify_batch
+from distill.verify.judge import Judgement, apply_judgement, questions_for
+
+if TYPE_CHECKING:
+    from distill.verify.judge_client import Judge
 
 
 @dataclass
@@ -61,6 +65,32 @@ def verify_problems(problems: Sequence[ProblemCompletions], settings: VerifySett
     return out
 
 
+def judge_problems(problems: Sequence[ProblemCompletions], verdicts: Sequence[Sequence[Verdict]],
+                   texts: Mapping[str, str], settings: VerifySettings, judge: Judge, *,
+                   prompt_has_think: bool = False) -> tuple[list[list[Verdict]], list[list[Judgement | None]]]:
+    """The verdicts after the generative judge, and its judgement of each completion (None where not asked).
+
+    Asked are the verdicts the rules cannot settle (``judge.settings.when``); it sees the problem (``texts``, by
+    id; empty when unknown), the gold and the final answer."""
+    flat = [v for pv in verdicts for v in pv]
+    completions = [c for p in problems for c in p.completions]
+    problem_texts = [texts.get(p.id, "") for p in problems for _ in p.completions]
+    if len(flat) != len(completions):
+        raise ValueError(f"{len(completions)} completions but {len(flat)} verdicts")
+    asked = questions_for(flat, completions, problem_texts, settings, judge.settings.when,
+                          prompt_has_think=prompt_has_think)
+    found: list[Judgement | None] = [None] * len(flat)
+    for (i, _), j in zip(asked, judge.ask([q for _, q in asked]), strict=True):
+        found[i] = j
+        flat[i] = apply_judgement(flat[i], j)
+    out_v, out_j, start = [], [], 0
+    for p in problems:
+        out_v.append(flat[start:start + len(p.completions)])
+        out_j.append(found[start:start + len(p.completions)])
+        start += len(p.completions)
+    return out_v, out_j
+
+
 def answer_equivalence(mode: str, timeout: float = 5.0) -> Callable[[str, str], bool]:
     """Majority-vote grouping: same text is the same answer; otherwise the truth layer decides (memoised)."""
     cache: dict[tuple[str, str], bool] = {}
@@ -77,11 +107,27 @@ def answer_equivalence(mode: str, timeout: float = 5.0) -> Callable[[str, str], 
 
 
 def score_problems(problems: Sequence[ProblemCompletions], verdicts: Sequence[Sequence[Verdict]], *, n: int,
-                   mode: str, timeout: float = 5.0) -> Scored:
-    """pass@1 (mean over n, with stderr and a bootstrap CI), cons@n, pass@k and per-problem rows."""
-    return _score(problems, verdicts, n=n, verify_mode=mode, gold_of=lambda p: p.gold, answers=True,
-                  equivalent=answer_equivalence(mode, timeout),
-                  sample_row=lambda v: {"extracted": v.extracted, "correct": v.correct, "status": v.status})
+                   mode: str, timeout: float = 5.0,
+                   judgements: Sequence[Sequence[Judgement | None]] | None = None) -> Scored:
+    """pass@1 (mean over n, with stderr and a bootstrap CI), cons@n, pass@k and per-problem rows.
+
+    With ``judgements`` (from :func:`judge_problems`) each sample row says where its verdict came from
+    (``verdict_source``: rules or judge) and, where the judge was asked, what it replied (``judge``)."""
+    scored = _score(problems, verdicts, n=n, verify_mode=mode, gold_of=lambda p: p.gold, answers=True,
+                    equivalent=answer_equivalence(mode, timeout),
+                    sample_row=lambda v: {"extracted": v.extracted, "correct": v.correct, "status": v.status})
+    if judgements is not None:
+        by_sample = {(p.id, k): j for p, pj in zip(problems, judgements, strict=True) for k, j in enumerate(pj)
+                     if j is not None}
+        sources: Counter[str] = Counter()
+        for row in scored.samples:
+            j = by_sample.get((row["id"], row["sample"]))
+            row["verdict_source"] = "judge" if j is not None and j.decided else "rules"
+            sources[row["verdict_source"]] += 1
+            if j is not None:
+                row["judge"] = j.to_dict()
+        scored.results["verdict_sources"] = dict(sorted(sources.items()))
+    return scored
 
 
 def _score(problems: Sequence[Any], verdicts: Sequence[Sequence[Any]], *, n: int, verify_mode: str,

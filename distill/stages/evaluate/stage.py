@@ -6,7 +6,8 @@ Two ways in, one way of scoring:
   ``eval/`` (:mod:`distill.stages.evaluate.harness`), in chunks that a rerun resumes;
 - ``--completions FILE``: completions that already exist are re-scored, no model needed.
 
-Either way every completion is checked by :mod:`distill.verify` and the numbers come from
+Either way every completion is checked by :mod:`distill.verify` (and, opt-in, the answers its rules cannot
+settle by the generative judge, :mod:`distill.verify.judge`) and the numbers come from
 :mod:`distill.metrics` (:mod:`distill.stages.evaluate.scoring`); the outputs are ``results.json``,
 ``samples.jsonl`` (one row per completion), ``problems.jsonl``, ``summary.md`` and ``run.json``, plus
 lm-eval's own results and samples under ``lm_eval/`` when a model ran.
@@ -20,8 +21,10 @@ after ``</think>`` (``--fallback`` to also accept "the answer is X").
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.data.prompts import CHAT_SUFFIX
 from distill.errors import ConfigError, DataError
@@ -31,10 +34,15 @@ from distill.stages.evaluate.completions import read_completions
 from distill.stages.evaluate.config import DEFAULT_SAMPLES, EvalConfig
 from distill.stages.evaluate.hooks import load_docs
 from distill.stages.evaluate.outputs import RESULTS_FILE, metric_names, pct, write_outputs
-from distill.stages.evaluate.scoring import score_problems, verify_problems
+from distill.stages.evaluate.scoring import ProblemCompletions, score_problems, verify_problems
 from distill.stages.evaluate.tasks import EvalTask, get_task
+from distill.verify.judge import summary_line
+
+if TYPE_CHECKING:
+    from distill.verify.judge import JudgeSettings
 
 log = logging.getLogger(__name__)
+JUDGE_CACHE_FILE = "judge_cache.jsonl"
 
 
 def model_label(model: str) -> str:
@@ -73,18 +81,17 @@ def _protocol(cfg: EvalConfig, task: EvalTask, n: int, mode: str, prompt_has_thi
 
 def run(cfg: EvalConfig) -> Path:
     task = get_task(cfg.task)
-    if task.mode == "code" and cfg.model is not None:
-        raise ConfigError(f"--task {task.name} is scored from completions only: sample with `distill generate` (or "
-                          "any engine), then pass --completions FILE with rows {id, completions: [...]}")
     try:
         cfg.check_ready()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     mode = cfg.verify_mode or task.mode
     out = Path(cfg.out) if cfg.out else default_out(cfg)
+    judging = _judge_settings(cfg, task, out)     # its key is read now, before anything is touched
     if not cfg.overwrite:
         check_ours(out, "eval")             # a rerun resumes its own chunks; it never replaces others' files
-    prepare_out(out, "eval", overwrite=cfg.overwrite)
+    with _cache_kept(judging, out, cfg.overwrite):
+        prepare_out(out, "eval", overwrite=cfg.overwrite)
     inputs: dict[str, str | Path] = {name: value for name, value in (("completions", cfg.completions),
                                                                       ("data_file", cfg.data_file)) if value}
     if cfg.model is not None and Path(cfg.model).exists():
@@ -96,6 +103,43 @@ def run(cfg: EvalConfig) -> Path:
     if _is_code(cfg, task):
         return _run_code(cfg, task, out, record, meta)
 
+    problems, n, prompt_has_think, texts = _collect(cfg, task, mode, out, record, meta)
+    settings = cfg.verify_settings(mode)
+    verdicts = verify_problems(problems, settings, prompt_has_think=prompt_has_think, progress=True)
+    judgements = None
+    if judging is not None:
+        from distill.stages.evaluate.scoring import judge_problems
+        from distill.verify.judge_client import Judge
+
+        with Judge(judging) as judge:
+            verdicts, judgements = judge_problems(problems, verdicts, texts, settings, judge,
+                                                  prompt_has_think=prompt_has_think)
+        meta["judge"] = judge.describe()
+    try:
+        scored = score_problems(problems, verdicts, n=n, mode=mode, timeout=cfg.verify_timeout, judgements=judgements)
+    except ValueError as exc:
+        raise DataError(f"{cfg.completions or out}: {exc}") from None
+    meta.update({"think": cfg.think, "prompt_has_think": prompt_has_think, "fallback": cfg.fallback,
+                 "protocol": _protocol(cfg, task, n, mode, prompt_has_think)})
+    if judging is not None:
+        meta["protocol"]["generative judge"] = (f"{judging.model}, asked about {', '.join(judging.when)} rule "
+                                                "verdicts; Judgement: Yes/No decides, anything else keeps the rules'")
+    results = write_outputs(out, scored, meta)
+
+    record.counts.update({"problems": results["num_problems"], "n": n, "samples_scored": results["samples_scored"],
+                          "samples_dropped": results["samples_dropped"], "complete": results["complete"],
+                          **{name: results[name] for name in metric_names(results)}})
+    if judging is not None:
+        record.counts["judge"] = {k: v for k, v in results["judge"].items() if k != "settings"}
+    record.write(out)
+    _print_summary(results, out)
+    return out
+
+
+def _collect(cfg: EvalConfig, task: EvalTask, mode: str, out: Path, record: RunRecord,
+             meta: dict[str, Any]) -> tuple[list[ProblemCompletions], int, bool, dict[str, str]]:
+    """The completions to score (read from --completions, or sampled by lm-eval), n, whether the prompts
+    ended with <think>, and each problem's text by id (for the judge; empty where unknown)."""
     skipped: list[str] = []
     if cfg.completions is not None:
         data_docs = None
@@ -108,6 +152,7 @@ def run(cfg: EvalConfig) -> Path:
             raise DataError(f"{cfg.completions}: every row has an empty 'completions' list; nothing to score")
         prompt_has_think = cfg.prompt_has_think
         meta["data"] = cfg.data_file
+        texts = _texts(data_docs) if data_docs is not None else _row_texts(cfg)
     else:
         from distill.stages.evaluate.harness import run_harness
 
@@ -115,11 +160,12 @@ def run(cfg: EvalConfig) -> Path:
         if cfg.temperature == 0 and n > 1:
             log.warning("temperature 0 is greedy decoding: the %d samples per problem will be identical", n)
         record.write(out, status="partial")
-        load_docs(task.name, cfg.data_file, verify_mode=mode, skipped=skipped,
-                  trust_remote_code=cfg.trust_remote_code)   # the problems lm-eval will leave out, for the record
+        docs = load_docs(task.name, cfg.data_file, verify_mode=mode, skipped=skipped,
+                         trust_remote_code=cfg.trust_remote_code)   # the problems lm-eval will leave out, for the record
         harness = run_harness(cfg, task, out, n=n, verify_mode=mode)
         problems = harness.problems
         prompt_has_think = harness.prompt_has_think
+        texts = _texts(docs)
         meta.update({"data": cfg.data_file or task.hub_id, "backend": harness.backend,
                      "max_model_len": harness.max_model_len, "longest_prompt_tokens": harness.longest_prompt_tokens,
                      "template_has_think": harness.template_has_think, "prompt_example": harness.prompt_example,
@@ -127,34 +173,64 @@ def run(cfg: EvalConfig) -> Path:
                                  "chunks": harness.chunks_total, "chunks_reused": harness.chunks_reused,
                                  "metrics": harness.lm_eval_metrics}})
         record.extra["lm_eval_model_args"] = harness.model_args
-
     meta["skipped_without_gold"] = skipped
-    verdicts = verify_problems(problems, cfg.verify_settings(mode), prompt_has_think=prompt_has_think, progress=True)
-    try:
-        scored = score_problems(problems, verdicts, n=n, mode=mode, timeout=cfg.verify_timeout)
-    except ValueError as exc:
-        raise DataError(f"{cfg.completions or out}: {exc}") from None
-    meta.update({"think": cfg.think, "prompt_has_think": prompt_has_think, "fallback": cfg.fallback,
-                 "protocol": _protocol(cfg, task, n, mode, prompt_has_think)})
-    results = write_outputs(out, scored, meta)
+    return problems, n, prompt_has_think, texts
 
-    record.counts.update({"problems": results["num_problems"], "n": n, "samples_scored": results["samples_scored"],
-                          "samples_dropped": results["samples_dropped"], "complete": results["complete"],
-                          **{name: results[name] for name in metric_names(results)}})
-    record.write(out)
-    _print_summary(results, out)
-    return out
+
+# ---------------------------------------------------------------- the generative judge
+
+
+def _judge_settings(cfg: EvalConfig, task: EvalTask, out: Path) -> JudgeSettings | None:
+    """The judge asked for (None when off), its key checked; default cache: judge_cache.jsonl in ``out``."""
+    try:
+        settings = cfg.judge_settings(str(out / JUDGE_CACHE_FILE))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings is None:
+        return None
+    if _is_code(cfg, task):
+        raise ConfigError(f"--task {task.name}: code is judged by running its tests; the generative judge "
+                          "(--judge-base-url) is for math answers")
+    settings.api_key()     # a named variable that is not set: one clear line, exit 2
+    return settings
+
+
+@contextmanager
+def _cache_kept(settings: JudgeSettings | None, out: Path, overwrite: bool) -> Iterator[None]:
+    """Keep the judge's cache across ``--overwrite`` when it lives in ``out``: its answers never go stale."""
+    cache = Path(settings.cache) if settings is not None and settings.cache else None
+    inside = cache is not None and overwrite and cache.is_file() and out.resolve() in cache.resolve().parents
+    saved = cache.read_bytes() if inside and cache is not None else None
+    yield
+    if saved is not None and cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(saved)
+
+
+def _texts(docs: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {str(d["id"]): str(d.get("problem") or "") for d in docs or []}
+
+
+def _row_texts(cfg: EvalConfig) -> dict[str, str]:
+    """Problem texts from the completions file's own ``problem`` fields (only read when the judge is on)."""
+    if cfg.judge_base_url is None or cfg.completions is None:
+        return {}
+    from distill.data.jsonl import iter_jsonl
+
+    return {str(row.get("id")): str(row.get("problem") or "") for _, row in iter_jsonl(cfg.completions)}
 
 
 def _is_code(cfg: EvalConfig, task: EvalTask) -> bool:
-    """Code tasks, and ``--task custom --completions`` whose problems (or rows) carry code tests."""
+    """Code tasks, and ``--task custom`` whose problems (or completion rows) carry code tests."""
     from distill.stages.evaluate.completions import has_code_tests
 
     if task.mode == "code":
         return True
-    if task.name != "custom" or cfg.completions is None or cfg.verify_mode is not None:
+    if task.name != "custom" or cfg.verify_mode is not None:
         return False
-    return has_code_tests(cfg.data_file) if cfg.data_file else has_code_tests(cfg.completions)
+    if cfg.data_file:
+        return has_code_tests(cfg.data_file)
+    return cfg.completions is not None and has_code_tests(cfg.completions)
 
 
 def _run_code(cfg: EvalConfig, task: EvalTask, out: Path, record: RunRecord, meta: dict[str, Any]) -> Path:
@@ -164,23 +240,36 @@ def _run_code(cfg: EvalConfig, task: EvalTask, out: Path, record: RunRecord, met
     from distill.stages.evaluate.tasks import humaneval_data_file
     from distill.verify import Limits
 
-    assert cfg.completions is not None
     data = cfg.data_file or (str(humaneval_data_file()) if task.name == "humaneval" else None)
     docs = load_code_docs(data) if data else None
-    problems = read_code_completions(cfg.completions, data_docs=docs, limit=cfg.limit)
+    prompt_has_think = cfg.prompt_has_think
+    if cfg.model is not None:                 # sample with lm-eval (eval/humaneval.yaml, eval/custom_code.yaml)
+        from distill.stages.evaluate.completions import sample_code_completions
+
+        assert docs is not None
+        record.write(out, status="partial")
+        problems, harness = sample_code_completions(cfg, task, out, n=cfg.samples or DEFAULT_SAMPLES, docs=docs)
+        prompt_has_think = harness.prompt_has_think
+        meta.update({"backend": harness.backend, "prompt_example": harness.prompt_example,
+                     "lm_eval": {"results": "lm_eval/results.json", "samples": "lm_eval/samples.jsonl"}})
+    else:
+        assert cfg.completions is not None
+        problems = read_code_completions(cfg.completions, data_docs=docs, limit=cfg.limit)
     n = cfg.samples or max(len(p.completions) for p in problems)
     if n == 0:
         raise DataError(f"{cfg.completions}: every row has an empty 'completions' list; nothing to score")
     limits = Limits()
     verdicts = verify_code_problems(problems, limits=limits, workers=cfg.verify_workers or None,
-                                    prompt_has_think=cfg.prompt_has_think, progress=True)
+                                    prompt_has_think=prompt_has_think, progress=True)
     try:
         scored = score_code_problems(problems, verdicts, n=n)
     except ValueError as exc:
         raise DataError(f"{cfg.completions}: {exc}") from None
-    meta.update({"data": data, "skipped_without_gold": [], "prompt_has_think": cfg.prompt_has_think,
+    meta.update({"data": data, "skipped_without_gold": [], "prompt_has_think": prompt_has_think,
                  "protocol": {
-                     "completions": cfg.completions, "samples per problem": n, "data": data,
+                     "completions": cfg.completions or f"sampled from {cfg.model} (temperature {cfg.temperature}, "
+                                                       f"top-p {cfg.top_p}, up to {cfg.max_tokens} new tokens)",
+                     "samples per problem": n, "data": data,
                      "program": "the last fenced code block after </think> (after the prompt when the prompt is "
                                 "valid Python: its imports and helpers stay defined); without a fence and without "
                                 "reasoning, prompt + completion (HumanEval's body continuation)",
@@ -203,6 +292,8 @@ def _print_summary(results: dict[str, Any], out: Path) -> None:
     rest = " · ".join([f"{k} {pct(results[k])}%" for k in names[1:]]
                       + [f"{k} {v}" for k, v in (results.get("failure_kinds") or {}).items()])
     print(f"{results['task']}: {head} · {rest} (n={results['n']}, {results['num_problems']} problems) -> {out}")
+    if results.get("judge"):
+        print(summary_line(results["judge"]))
     if not results["complete"]:
         print(f"warning: {len(results['missing'])} problem(s) have fewer than {results['n']} samples and were scored "
               f"on the samples they have; see {out / RESULTS_FILE} 'missing'")

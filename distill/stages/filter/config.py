@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from distill.config import option
 from distill.stages.filter.decontaminate import MAX_DF, MIN_OVERLAP
+from distill.verify.judge import JUDGE_HELP, judge_settings
 
 if TYPE_CHECKING:
     from distill.verify import VerifySettings
+    from distill.verify.judge import JudgeSettings
 
 # The eval sets we report on (AIME 2024, AIME 2025, MATH-500), as hub ids with an optional ":split".
 DEFAULT_EVAL_SETS = ["HuggingFaceH4/aime_2024:train", "yentinglin/aime_2025:train", "HuggingFaceH4/MATH-500:test"]
@@ -55,6 +57,19 @@ class FilterConfig:
                               choices=["math", "aime"])
     verify_timeout: float = option(5.0, "seconds allowed per answer check (a check that overruns is 'timeout')")
     verify_workers: int | None = option(None, "verification processes (default: all CPUs)")
+
+    # ------------------------------------------------------------------ generative judge (opt-in)
+    judge_base_url: str | None = option(None, JUDGE_HELP["base_url"])
+    judge_model: str | None = option(None, JUDGE_HELP["model"])
+    judge_api_key_env: str | None = option(None, JUDGE_HELP["api_key_env"])
+    judge_when: list[str] = option(["uncomparable", "incorrect"], JUDGE_HELP["when"] + "; a row without a boxed "
+                                   "answer is dropped by completeness anyway, so 'unparsed' is not asked by default")
+    judge_concurrency: int = option(8, JUDGE_HELP["concurrency"])
+    judge_timeout: float = option(120.0, JUDGE_HELP["timeout"])
+    judge_retries: int = option(4, JUDGE_HELP["retries"])
+    judge_backoff: float = option(1.0, JUDGE_HELP["backoff"])
+    judge_max_tokens: int = option(2048, JUDGE_HELP["max_tokens"])
+    judge_cache: str | None = option(None, JUDGE_HELP["cache"])
 
     # ------------------------------------------------------------------ completeness
     completeness: bool = option(True, "drop traces that did not finish: no </think>, empty reasoning, no answer")
@@ -144,6 +159,10 @@ class FilterConfig:
         if self.decontaminate and not (self.decontaminate_files or self.decontaminate_datasets):
             raise ValueError("decontaminate is on but no eval sets are named: give --decontaminate-files or "
                              "--decontaminate-datasets, or pass --no-decontaminate")
+        self.judge_settings("judge_cache.jsonl")   # the judge options fit together (ValueError otherwise)
+        if self.judge_base_url is not None and not self.correctness:
+            raise ValueError("the generative judge settles correctness verdicts: drop --judge-base-url, or keep "
+                             "the correctness filter on")
 
     def verify_settings(self) -> VerifySettings:
         """How traces are re-verified (the completion must close its <think> when it opens one)."""
@@ -152,6 +171,10 @@ class FilterConfig:
         return VerifySettings(mode=self.verify_mode, think="auto", timeout=self.verify_timeout,
                               workers=self.verify_workers, reasoning_format=self.reasoning_format,
                               reasoning_delimiters=self.delimiters())
+
+    def judge_settings(self, default_cache: str) -> JudgeSettings | None:
+        """The generative judge asked for (None when off); its cache defaults to ``default_cache``."""
+        return judge_settings(self, default_cache)
 
     def delimiters(self) -> tuple[str, str] | None:
         """The custom reasoning delimiters as a pair (None unless --reasoning-format custom)."""

@@ -15,7 +15,9 @@ Writes into ``--out``: the dataset (``save_to_disk``; ``messages`` + id, sample,
 num_tokens), ``parquet/<split>.parquet``, ``filter_stats.json``, ``dropped.jsonl`` (every dropped row's
 key and reasons), ``lengths.png`` and ``run.json``. Everything is built in a ``.partial`` folder first and
 moved into place at the end, so an interrupted run leaves no half dataset; rerunning starts over (the
-inputs are never changed).
+inputs are never changed). With the generative judge (opt-in: :mod:`distill.stages.filter.judging`), the
+rows whose verdict the rules cannot settle are asked about before the filters run; ``judged.jsonl`` lists
+them and ``judge_cache.jsonl`` keeps its answers for the next run.
 
 Departures from the paper: the R1 paper names the readability criteria (mixed languages, long paragraphs,
 code blocks) but not their thresholds; ours are in the recipe. It does not say how it decontaminated; we
@@ -31,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill import outdir
 from distill.data.jsonl import ReadReport
@@ -42,11 +44,23 @@ from distill.stages.filter import dataset as sft_dataset
 from distill.stages.filter.apply import Outcome, count_tokens, fill_verdicts, filter_traces
 from distill.stages.filter.config import FilterConfig
 from distill.stages.filter.decontaminate import EvalSet, NgramIndex, build_index
+from distill.stages.filter.judging import (
+    JUDGED_FILE,
+    judge_columns,
+    judge_traces,
+    keep_cache,
+    leftovers_only,
+    open_judge,
+    write_judged,
+)
 from distill.stages.filter.rules import FilterContext
 from distill.stages.filter.stats import build_stats, format_table
 from distill.stages.filter.trace import Trace, prepare
 from distill.verify import detect_format, extract_answer
 from distill.verify.normalize import canonical_text
+
+if TYPE_CHECKING:
+    from distill.verify.judge_client import Judge
 
 STATS_FILE = "filter_stats.json"
 DROPPED_FILE = "dropped.jsonl"
@@ -57,7 +71,7 @@ def run(cfg: FilterConfig) -> Path:
     if not cfg.traces:
         raise ConfigError("no traces folders: pass --traces DIR [DIR ...] (folders written by 'distill generate')")
     out = Path(cfg.out)
-    if not outdir.is_empty(out):
+    if not outdir.is_empty(out) and not leftovers_only(out):
         if not cfg.overwrite:
             raise DistillError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
         outdir.check_deletable(out, "filter")          # before any work: only a folder 'distill filter' made
@@ -67,6 +81,15 @@ def run(cfg: FilterConfig) -> Path:
     for folder in folders:
         if not folder.is_dir():
             raise DataError(f"traces folder not found: {folder} (pass folders written by 'distill generate')")
+    judge = open_judge(cfg, out)                        # a missing API key fails now, before any work
+    try:
+        return _filter(cfg, out, folders, judge)
+    finally:
+        if judge is not None:
+            judge.close()
+
+
+def _filter(cfg: FilterConfig, out: Path, folders: list[Path], judge: Judge | None) -> Path:
     inputs: dict[str, str | Path] = {f"traces[{i}]": f for i, f in enumerate(folders)}
     if cfg.decontaminate:
         inputs.update({f"decontaminate_files[{i}]": f for i, f in enumerate(cfg.decontaminate_files)})
@@ -93,6 +116,11 @@ def run(cfg: FilterConfig) -> Path:
         timing["decontamination_index"] = time.perf_counter() - t0
 
     verification, golds = verify_and_count(traces, cfg, timing)
+    judged: dict[str, Any] = {"on": False}
+    if judge is not None:
+        t0 = time.perf_counter()
+        judged = judge_traces(traces, cfg, judge)
+        timing["judge"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     outcome = filter_traces(traces, FilterContext(cfg, index), workers=cfg.workers)
@@ -112,13 +140,14 @@ def run(cfg: FilterConfig) -> Path:
         "selection": {"mode": cfg.select, "max_per_problem": cfg.max_per_problem if cfg.select != "all" else None},
         "format_hints": hints,
         "golds": golds,
+        "judge": judged,
     }
     stats = build_stats(traces, outcome, filters=filters_on, bad_lines=bad_lines, extra=extra)
-    splits = write_outputs(out, cfg, traces, outcome, stats, record, timing, start)
+    splits = write_outputs(out, cfg, traces, outcome, stats, record, timing, start, judge=judge)
     print(format_table(stats))
     shown = ", ".join(f"{n:,} {name}" for name, n in splits.items())
     print(f"-> {out} ({shown} rows; filter_stats.json, {DROPPED_FILE}, {HISTOGRAM_FILE}"
-          + (", parquet/" if cfg.parquet else "") + ")")
+          + (f", {JUDGED_FILE}" if judge is not None else "") + (", parquet/" if cfg.parquet else "") + ")")
     if not outcome.kept:
         raise DataError(f"no trace passed the filters, so the dataset in {out} is empty: see the reasons above "
                         f"and in {out / STATS_FILE}, then loosen the thresholds in the recipe")
@@ -186,6 +215,8 @@ def majority_golds(traces: Sequence[Trace], share: float, mode: str) -> dict[str
 def format_hints(traces: Sequence[Trace], outcome: Outcome, cfg: FilterConfig) -> list[str]:
     """One line per reasoning format that rows dropped as unclosed actually use, naming the flag that reads it."""
     seen: Counter[str] = Counter()
+    if cfg.reasoning_format == "auto":   # auto already reads every known format: an unclosed row is unfinished
+        return []
     for t in traces:
         if outcome.drop_reason(t.index) == "completeness:no_think_close":
             found = detect_format(t.completion)
@@ -264,7 +295,8 @@ def decontamination_report(cfg: FilterConfig, traces: Sequence[Trace], outcome: 
 
 
 def write_outputs(out: Path, cfg: FilterConfig, traces: Sequence[Trace], outcome: Outcome, stats: dict[str, Any],
-                  record: RunRecord, timing: dict[str, float], start: float) -> dict[str, int]:
+                  record: RunRecord, timing: dict[str, float], start: float, *,
+                  judge: Judge | None = None) -> dict[str, int]:
     """Build everything in ``<out>.partial`` and move it into place; returns rows per split."""
     from distill.plots import histogram
 
@@ -284,7 +316,10 @@ def write_outputs(out: Path, cfg: FilterConfig, traces: Sequence[Trace], outcome
                 failures = outcome.failures.get(t.index)
                 if failures:
                     fh.write(json.dumps({"id": t.id, "sample": t.sample, "teacher": t.teacher, "folder": t.folder,
-                                         "reason": failures[0], "failures": failures}, ensure_ascii=False) + "\n")
+                                         "reason": failures[0], "failures": failures, **judge_columns(t)},
+                                        ensure_ascii=False) + "\n")
+        if judge is not None:
+            write_judged(tmp, traces, outcome)
         lengths = [t.num_tokens if t.num_tokens is not None else len(t.assistant_text) for t in outcome.kept]
         unit = stats["token_count"] if all(t.num_tokens is not None for t in outcome.kept) else "characters"
         histogram(tmp / HISTOGRAM_FILE, lengths, title=f"kept traces: {len(lengths):,}", xlabel=unit)
@@ -299,7 +334,10 @@ def write_outputs(out: Path, cfg: FilterConfig, traces: Sequence[Trace], outcome
             "problems_in": stats["problems_in"], "problems_kept": stats["problems_kept"],
             "drops_first_by_filter": stats["drops_first_by_filter"], "splits": stats["splits"],
         })
+        if judge is not None:
+            record.counts["judge"] = {k: v for k, v in stats["judge"].items() if k != "settings"}
         record.write(tmp, status="complete" if outcome.kept else "empty")
+        keep_cache(judge, out, tmp)     # after the last answer, just before the folder is replaced
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp, out)

@@ -25,6 +25,7 @@ from typing import Any
 from distill.stages.filter.apply import Outcome
 from distill.stages.filter.rules import ALL_FILTERS
 from distill.stages.filter.trace import Trace
+from distill.verify.judge import summary_line
 
 
 def _summary(values: Sequence[int]) -> dict[str, float] | None:
@@ -83,6 +84,7 @@ def build_stats(traces: Sequence[Trace], outcome: Outcome, *, filters: dict[str,
                       "median": round(statistics.median(rates), 4) if rates else 0.0},
         "pass_rate_per_problem": pass_rate,
         "verdicts": dict(Counter(t.verdict or "none" for t in traces).most_common()),
+        "verdict_sources": dict(Counter(t.verdict_source for t in traces if t.verdict is not None).most_common()),
         "teachers": breakdown("teacher"),
         "folders": breakdown("folder"),
         "kept_tokens": _summary(kept_lengths),
@@ -125,6 +127,9 @@ def format_table(stats: dict[str, Any], *, max_ids: int = 10) -> str:
             lines.append(f"  decontamination ({decon['ngram']}-grams) against {sets}: "
                          f"{len(hits)} problem(s) overlap" + (": " + ", ".join(
                              f"{pid} ~ {label}" for pid, label in list(hits.items())[:max_ids]) if hits else ""))
+    judge = stats.get("judge") or {}
+    if "questions" in judge:
+        lines.append("  " + summary_line(judge))
     nothing = stats["problems_with_nothing_kept"]
     shown = ", ".join(nothing[:max_ids]) + (f", ... (+{len(nothing) - max_ids})" if len(nothing) > max_ids else "")
     lines.append(f"  problems: {stats['problems_in']:,} in, {stats['problems_kept']:,} with a kept trace, "

@@ -50,6 +50,8 @@ class Trace:
     reasoning_format: str | None = None   # the delimiters found (think, sky-t1, s1, custom, reasoning_content)
     gold_source: str = "given"            # "majority": labelled by the teacher's majority answer (--gold majority)
     tests: Any = None                     # code problems: the tests the answer's program must pass (see code_tests)
+    verdict_source: str = "rules"         # "judge": the generative judge settled the verdict (--judge-base-url)
+    judge: dict[str, Any] | None = None   # what the judge was asked about and replied (judging.judge_traces)
 
     @property
     def closed(self) -> bool:

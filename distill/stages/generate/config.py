@@ -17,7 +17,7 @@ from distill.config import option
 from distill.verify import VerifySettings
 
 if TYPE_CHECKING:
-    from distill.verify import VerifySettings
+    from distill.verify import Limits, VerifySettings
 
 # The settings that decide what a trace is. A rerun into a folder written with other values is refused
 # (unless --overwrite), so one folder never mixes traces sampled differently.
@@ -68,6 +68,11 @@ class GenerateConfig:
                                        "verdict)")
     id_column: str | None = option(None, "column holding a unique problem id (default: 'id'/'unique_id' when "
                                    "present, else a hash of the problem text)")
+    tests_column: str | None = option("auto", "code problems: the column holding each problem's tests (an object "
+                                      "such as {test, entry_point} or {inputs, outputs}, or that as JSON text). "
+                                      "auto: 'tests', else HumanEval's test + entry_point, APPS' input_output, or "
+                                      "inputs + outputs; null: read no tests. A row with tests is verified by "
+                                      "running its program in the sandbox, and needs no answer column")
     limit: int | None = option(None, "use only the first N problems")
     out: str = option("traces", "output folder: shard-*.jsonl traces, run.json, generate-settings.json")
 
@@ -108,6 +113,8 @@ class GenerateConfig:
     verify_workers: int | None = option(None, "verification processes (default: one per CPU, at most 8; 0 = in this "
                                         "process)")
     verify_timeout: float = option(5.0, "seconds allowed per answer check (an overrun is verdict 'timeout')")
+    code_timeout: float = option(15.0, "code problems: wall-clock seconds allowed per program run in the sandbox "
+                                 "(CPU time: two thirds of it); an overrun is verdict 'timeout'")
 
     # ------------------------------------------------------------------ vllm engine
     tensor_parallel_size: int = option(1, "vllm: GPUs per model replica (tensor parallel)")
@@ -166,8 +173,9 @@ class GenerateConfig:
         if self.max_model_len is not None and self.max_model_len <= self.max_tokens:
             raise ValueError(f"max_model_len ({self.max_model_len}) must exceed max_tokens ({self.max_tokens}) "
                              "plus the prompt; raise --max-model-len or lower --max-tokens")
-        if self.verify_timeout <= 0:
-            raise ValueError(f"verify_timeout must be > 0, got {self.verify_timeout}")
+        if self.verify_timeout <= 0 or self.code_timeout <= 0:
+            raise ValueError(f"verify_timeout and code_timeout must be > 0, got {self.verify_timeout} and "
+                             f"{self.code_timeout}")
         if self.concurrency < 1 or self.max_retries < 0 or self.request_timeout <= 0:
             raise ValueError("concurrency must be >= 1, max_retries >= 0, request_timeout > 0")
         if self.engine == "openai" and not self.base_url:
@@ -188,6 +196,12 @@ class GenerateConfig:
                              "served model's name)")
         if not self.dataset:
             raise ValueError("no problems: pass --dataset (a .jsonl/.json/.parquet/.csv file or a hub dataset id)")
+
+    def code_limits(self) -> Limits:
+        """The sandbox's limits for one run of a code problem's program (other limits: the sandbox defaults)."""
+        from distill.verify import Limits
+
+        return Limits(wall_s=self.code_timeout, cpu_s=max(1.0, round(self.code_timeout * 2 / 3, 3)))
 
     def vllm_window(self) -> int:
         """Requests the vllm engine keeps in flight (per replica)."""

@@ -86,10 +86,12 @@ class Plan:
 
 
 def problems_digest(problems: list[Problem]) -> str:
-    """A fingerprint of what the traces depend on in the problems file: ids, problem texts and golds."""
+    """A fingerprint of what the traces depend on in the problems file: ids, problem texts, golds and code tests
+    (these only where a problem has them, so the fingerprints of math sets stay as they were)."""
     h = hashlib.sha256()
     for p in problems:
-        h.update(json.dumps([p.id, p.problem, p.answer]).encode("utf-8"))
+        key = [p.id, p.problem, p.answer] + ([p.tests] if p.tests is not None else [])
+        h.update(json.dumps(key, sort_keys=True, default=str).encode("utf-8"))
     return h.hexdigest()[:16]
 
 
@@ -115,7 +117,7 @@ def prepare(cfg: GenerateConfig) -> Plan:
     answer_column = cfg.answer_column or None
     problems = load_problems(cfg.dataset, split=cfg.split, subset=cfg.subset, problem_column=cfg.problem_column,
                              answer_column=answer_column, id_column=cfg.id_column, limit=cfg.limit,
-                             trust_remote_code=cfg.trust_remote_code)
+                             trust_remote_code=cfg.trust_remote_code, tests_column=cfg.tests_column or None)
     check_golds(problems, cfg.verify_mode, cfg.dataset)
     mine = select_shard(problems, cfg.num_shards, cfg.shard_index)
     out = Path(cfg.out)
@@ -125,6 +127,8 @@ def prepare(cfg: GenerateConfig) -> Plan:
     settings = {**cfg.trace_settings(), "prompt_form": form,
                 "teacher": canonical_path(cfg.teacher), "dataset": canonical_path(cfg.dataset),
                 "problems_sha": f"{cfg.limit or 'all'}:{problems_digest(problems)}"}
+    if any(p.tests is not None for p in problems):
+        settings["tests_column"] = cfg.tests_column     # only for code sets: older folders' settings stay valid
     prepare_folder(out, shard_path, record_dir, settings, overwrite=cfg.overwrite, num_shards=cfg.num_shards)
     # Opening the writer cuts a partial last line, so the scan below sees only whole rows.
     ShardWriter(shard_path).close()

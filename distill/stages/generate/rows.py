@@ -1,5 +1,9 @@
 """Completions into trace rows (``distill.data.traces.trace_row``): the split at ``</think>``, the extracted
-answer, the verdict against the gold; and the tally of what a run wrote."""
+answer, the verdict against the gold; and the tally of what a run wrote.
+
+A code problem's rows carry its tests (``tests``); their verdict comes from running the program, the last
+fenced code block of the answer after ``</think>`` (as the ``code`` reward and ``distill filter`` find it), in
+:mod:`distill.verify.sandbox`, and ``final_answer`` holds that program."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 from distill.data.traces import TraceRow, trace_row
 from distill.stages.generate.config import GenerateConfig
 from distill.stages.generate.plan import Job, sampling_of
-from distill.verify import extract_answer, split_think, verify_batch
+from distill.verify import extract_answer, extract_program, split_think, verify_batch, verify_code_batch
 
 # Failed requests listed by problem in run.json (all of them are counted).
 FAILURES_LISTED = 20
@@ -102,11 +106,16 @@ def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: lis
 
     sampling = {**sampling_of(cfg).to_dict(), "num_samples": cfg.num_samples}
     gold = job.problem.answer if job.problem.answer and job.problem.answer.strip() else None
+    tests = job.problem.tests
     rows = []
     for k, c in enumerate(completions):
         parts = split_think(c.text, prompt_has_think=job.prompt_has_think)
         reasoning = c.reasoning if c.reasoning is not None else parts.reasoning
         answer_text = parts.answer if parts.finished else None
+        if tests is not None:
+            final_answer = extract_program(answer_text) if answer_text else None
+        else:
+            final_answer = extract_answer(answer_text, mode=cfg.verify_mode) if answer_text else None
         rows.append(trace_row(
             id=job.problem.id,
             sample=job.start + k,
@@ -116,9 +125,10 @@ def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: lis
             completion=c.text,
             reasoning=reasoning,
             answer_text=answer_text,
-            final_answer=extract_answer(answer_text, mode=cfg.verify_mode) if answer_text else None,
+            final_answer=final_answer,
             verdict=None,
             gold=gold,
+            tests=tests,
             prompt_tokens=c.prompt_tokens,
             completion_tokens=c.completion_tokens,
             finish_reason=c.finish_reason,
@@ -131,11 +141,20 @@ def build_rows(cfg: GenerateConfig, engine_name: str, job: Job, completions: lis
 
 
 def verify_rows(cfg: GenerateConfig, rows: list[TraceRow]) -> None:
-    """Fill ``verdict`` (and ``final_answer`` from the verdict) for rows with a gold answer, in place."""
+    """Fill ``verdict`` (and ``final_answer`` from the verdict) for rows with a gold answer, in place; rows with
+    code tests get the status of their program's sandboxed run instead."""
 
+    code = [r for r in rows if r["tests"] is not None]
+    if code:
+        workers = cfg.verify_settings().workers or 1
+        code_verdicts = verify_code_batch([r["final_answer"] for r in code], [r["tests"] for r in code],
+                                          limits=cfg.code_limits(), workers=workers, fail_fast=True)
+        for row, code_verdict in zip(code, code_verdicts, strict=True):
+            row["verdict"] = code_verdict.status
     for has_think in (False, True):
         # (typed Any: the golds of this group are all str, which mypy cannot see through the filter)
-        group: list[Any] = [r for r in rows if r["gold"] is not None and r["prompt_has_think"] is has_think]
+        group: list[Any] = [r for r in rows if r["tests"] is None and r["gold"] is not None
+                            and r["prompt_has_think"] is has_think]
         if not group:
             continue
         verdicts = verify_batch([r["completion"] for r in group], [r["gold"] for r in group],

@@ -2,7 +2,8 @@
 
     problems -> this shard's share (a hash of each id) -> (id, sample) pairs not yet in the shard file
       -> prompts (chat template or R1-Zero) -> engine.stream (vllm | hf | openai)
-      -> split at </think>, extract the answer, verdict against the gold (distill.verify)
+      -> split at </think>, extract the answer, verdict against the gold (distill.verify); a code problem
+         (tests in its row, --tests-column): the program's sandboxed run against the tests, the tests kept in the row
       -> append rows to OUT/shard-IIIII-of-NNNNN.jsonl, ``chunk_size`` finished problems at a time (fsync'd)
 
 Modules: ``plan`` (this shard's problems, what is left to do, prompts and requests), ``rows`` (completions into
