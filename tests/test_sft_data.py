@@ -455,7 +455,7 @@ def test_bf16_export_rewrites_shards(tmp_path, tiny_qwen):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from distill.stages.sft.output import to_bf16
+    from distill.weights import to_bf16
 
     folder = tmp_path / "m"
     shutil.copytree(tiny_qwen, folder)

@@ -1,10 +1,13 @@
 """Prompt templates: the paper's chat prompt and the R1-Zero template.
 
 The DeepSeek-R1 evaluation and distillation prompt is a single user turn, the problem followed by
-``CHAT_SUFFIX``, with no system prompt. R1-Zero was trained on a plain-text template (the paper's Table 1)
+``CHAT_SUFFIX``, with no system prompt; a code problem (one with tests) ends with ``CODE_SUFFIX`` instead,
+which asks for the program in a fenced block, where :func:`distill.verify.extract_program` looks for it. R1-Zero was trained on a plain-text template (the paper's Table 1)
 that asks for ``<think>`` reasoning and an ``<answer>`` block.
 
 >>> chat_messages("What is 1+1?")[0]["content"].endswith("within \\\\boxed{}.")
+True
+>>> user_content("def add(a, b):", code=True).endswith("code block.")
 True
 """
 
@@ -16,6 +19,7 @@ from typing import Any
 from distill.chat_template import THINK_OPEN
 
 CHAT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+CODE_SUFFIX = "Please reason step by step, and put your complete program in one fenced ```python code block."
 
 # DeepSeek-R1 paper, Table 1 ("prompt" is replaced with the problem during training).
 R1_ZERO_TEMPLATE = (
@@ -29,14 +33,15 @@ R1_ZERO_TEMPLATE = (
 TEMPLATES = ("chat", "r1-zero")
 
 
-def user_content(problem: str) -> str:
-    return f"{problem.strip()}\n{CHAT_SUFFIX}"
+def user_content(problem: str, *, code: bool = False) -> str:
+    """The user turn: the problem, then the math suffix, or the code suffix for a problem with tests."""
+    return f"{problem.strip()}\n{CODE_SUFFIX if code else CHAT_SUFFIX}"
 
 
-def chat_messages(problem: str, *, system: str | None = None) -> list[dict[str, str]]:
+def chat_messages(problem: str, *, system: str | None = None, code: bool = False) -> list[dict[str, str]]:
     """The conversational prompt: optional system turn, then the user turn."""
     msgs = [{"role": "system", "content": system}] if system else []
-    msgs.append({"role": "user", "content": user_content(problem)})
+    msgs.append({"role": "user", "content": user_content(problem, code=code)})
     return msgs
 
 
@@ -65,7 +70,7 @@ def r1_zero_prompt(problem: str) -> str:
 
 
 def render_prompt(tokenizer: Any, problem: str, *, template: str = "chat", system: str | None = None,
-                  force_think: bool = False) -> str:
+                  force_think: bool = False, code: bool = False) -> str:
     """The exact prompt text a model sees.
 
     ``chat``: the tokenizer's chat template with a generation prompt (``force_think`` appends ``<think>\\n``
@@ -78,7 +83,7 @@ def render_prompt(tokenizer: Any, problem: str, *, template: str = "chat", syste
         raise ValueError(f"unknown prompt template {template!r}; valid: {', '.join(TEMPLATES)}")
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat template: use template 'r1-zero' or a model with a chat template")
-    text = tokenizer.apply_chat_template(chat_messages(problem, system=system), tokenize=False,
+    text = tokenizer.apply_chat_template(chat_messages(problem, system=system, code=code), tokenize=False,
                                          add_generation_prompt=True)
     if force_think and not prompt_opens_think(text):
         text += "<think>\n"

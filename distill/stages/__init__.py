@@ -80,6 +80,7 @@ COMMANDS: list[Command] = [
             "  distill generate ... --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID   "
             "# see scripts/slurm/generate.slurm\n"
             "  distill generate ... --answer-column '' --id-column uid   # no gold answers: no verdicts\n"
+            "  distill generate ... --dataset humaneval.jsonl --tests-column auto   # code: verdicts by running tests\n"
             "Rerunning the same command resumes: (problem, sample) pairs already written are skipped."),
     Command("filter", "filter", "FilterConfig",
             "rejection sampling: keep correct, complete, readable, uncontaminated traces -> SFT dataset",
@@ -96,6 +97,18 @@ COMMANDS: list[Command] = [
             "  distill sft --recipe recipes/students/llama-70b.yaml --dataset out/sft-data --lora --strategy zero3\n"
             "  distill sft --recipe recipes/students/tiny-qwen.yaml --dataset out/nano/task/warmup --max-steps 50\n"
             "  distill sft --recipe recipes/students/qwen-7b.yaml --dataset out/sft-data --resume   # after a crash"),
+    Command("opd", "opd", "OPDConfig",
+            "on-policy distillation: the student samples, the teacher scores each token (reverse KL; TRL)",
+            "distill opd --student out/qwen-7b --teacher out/qwen-32b --dataset problems.jsonl --out out/qwen-7b-opd\n"
+            "  distill opd --recipe recipes/opd/qwen-7b.yaml --print-config\n"
+            "  distill pipeline --recipe recipes/opd/qwen-7b.yaml --plan   # memory, tokens, GPU-hours; offline\n"
+            "  distill opd --recipe recipes/opd/qwen-7b.yaml --teacher-server-url http://teacher:8000 --loss-top-k 1\n"
+            "  distill opd --student out/student --teacher out/teacher --dataset problems.jsonl --lmbda 0.5 "
+            "--offpolicy-dataset out/sft-data   # half the batches on teacher traces\n"
+            "  distill opd --student out/nano/student --teacher out/nano/grpo --dataset out/nano/task/train.jsonl "
+            "--max-steps 20 --generation transformers --no-gradient-checkpointing --out /tmp/opd   # CPU, minutes\n"
+            "Rerunning the same command resumes from the last checkpoint. Watch OUT/metrics.jsonl and OUT/plots/*.png; "
+            "the final model is OUT itself."),
     Command("eval", "evaluate", "EvalConfig",
             "pass@1 over n samples, cons@n and pass@k the DeepSeek-R1 way (lm-eval + distill.verify)",
             "distill eval --task aime24 --model out/qwen-7b\n"
@@ -110,8 +123,10 @@ COMMANDS: list[Command] = [
             "  distill card --student qwen-7b --sft-dir out/qwen-7b --eval-dir out/eval/qwen-7b\n"
             "  distill card --student all"),
     Command("nano-task", "nano_task", "NanoTaskConfig",
-            "write the nano arithmetic task: train/held-out problems and a warm-up SFT set",
+            "write a nano task (addition, or --kind code: tiny programs with tests): train/held-out problems "
+            "and a warm-up SFT set",
             "distill nano-task --out out/nano/task\n"
+            "  distill nano-task --kind code --out out/nano-code/task\n"
             "  distill nano-task --train-problems 500 --heldout-problems 100 --seed 1 --out /tmp/nano"),
     Command("pipeline", "pipeline", "PipelineConfig",
             "run a recipe's steps in order (resumable; finished steps are skipped) and write a report",

@@ -101,7 +101,7 @@ def load_dataset(task: str = "aime24", data_file: str | None = None, verify_mode
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
-    return user_content(doc["problem"])
+    return user_content(doc["problem"], code=doc.get("verify_mode") == "code")
 
 
 def keep_all_samples(resps: Iterable[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:

@@ -143,7 +143,7 @@ def prepare(row: dict[str, Any], *, index: int, folder: str, user_turn: str = "c
         reasoning, answer = None, parts.answer
     problem = _text(row.get("problem"))
     if user_turn == "chat":
-        user = user_content(problem) if problem else None
+        user = user_content(problem, code=code_tests(row) is not None) if problem else None
     elif user_turn == "prompt":
         user = _prompt_user(prompt)
     else:

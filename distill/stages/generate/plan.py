@@ -196,7 +196,7 @@ def prompt_renderer(cfg: GenerateConfig, form: str) -> Callable[[Problem], Promp
 
     if form == "messages":
         def render_messages(problem: Problem) -> Prompt:
-            messages = chat_messages(problem.problem, system=cfg.system_prompt)
+            messages = chat_messages(problem.problem, system=cfg.system_prompt, code=problem.tests is not None)
             if cfg.force_think:
                 messages.append({"role": "assistant", "content": "<think>\n"})
             return messages
@@ -209,7 +209,7 @@ def prompt_renderer(cfg: GenerateConfig, form: str) -> Callable[[Problem], Promp
     def render_text(problem: Problem) -> Prompt:
         try:
             return render_prompt(tokenizer, problem.problem, template=cfg.template, system=cfg.system_prompt,
-                                 force_think=cfg.force_think)
+                                 force_think=cfg.force_think, code=problem.tests is not None)
         except ValueError as exc:
             raise DistillError(f"cannot render the prompt of problem {problem.id!r}: {exc}") from None
     return render_text

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from distill.stages.grpo import plots
 from distill.stages.grpo.heldout import HeldOutEval
 from distill.stages.grpo.metrics import metrics_row
 from distill.stages.grpo.reward_setup import RewardSetup
+from distill.stages.grpo.watch import Watcher, shares
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ class HeldOutCallback(TrainerCallback):
     (one summary row per eval) and ``eval/step-NNNNNN.jsonl`` (every sample with its verdict)."""
 
     def __init__(self, evaluator: HeldOutEval, out_dir: str | Path, *, every: int, at_start: bool,
-                 stopping: Callable[[], bool] = lambda: False, keep_best: bool = False):
+                 stopping: Callable[[], bool] = lambda: False, keep_best: bool = False,
+                 watchers: Sequence[Watcher] = ()):
         self.evaluator = evaluator
+        self.watchers = list(watchers)         # their shares of the samples join each summary row
         self.out = Path(out_dir)
         self.every = every
         self.at_start = at_start
@@ -120,6 +123,9 @@ class HeldOutCallback(TrainerCallback):
         if result is None or not state.is_world_process_zero:
             return
         summary, records = result
+        if self.watchers:
+            found = shares(self.watchers, [r["completion"] for r in records])
+            summary.update({f"watch/{name}": round(share, 4) for name, share in found.items()})
         with ShardWriter(self.out / EVAL_FILE) as w:
             w.write_rows([summary])
         samples = self.out / EVAL_SAMPLES_DIR / f"step-{step:06d}.jsonl"

@@ -30,6 +30,9 @@ class GRPOStageConfig:
     problem_column: str = option("problem", "column holding the problem text")
     answer_column: str = option("answer", "column holding the gold answer (reaches the accuracy reward)")
     id_column: str | None = option(None, "column holding a problem id (default: id/unique_id if present)")
+    tests_column: str | None = option("auto", "code problems: the column holding the tests (reaches the code reward "
+                                      "as JSON text in 'tests'); auto: 'tests', else test + entry_point, "
+                                      "input_output, or inputs + outputs; null: none")
     limit: int | None = option(None, "use at most this many training problems")
     template: str = option("r1-zero", "prompt: the R1-Zero plain-text template or the chat prompt",
                            choices=["r1-zero", "chat"])
@@ -115,6 +118,11 @@ class GRPOStageConfig:
                                                    "max_completion_length)")
     eval_batch_size: int = option(8, "held-out problems generated together")
     plot_every: int = option(10, "redraw the PNG plots every N metric rows")
+    watch: dict[str, Any] = option(
+        help="behaviours counted on every step's rollouts and every held-out eval, never rewarded: name -> "
+             "{pattern: REGEX} (share of completions that match) or {language: CODE, below: 0.95} (share whose "
+             "reasoning has fewer than 'below' of its words in CODE: mixed language); see "
+             "distill.stages.grpo.watch", flag=False, default_factory=dict)
     keep_best: bool = option(
         False, "the final model is the policy at the held-out eval with the best pass@1 (ties: the earliest), "
                "not the last step; point eval_dataset at a validation split, never at the test set you report")
@@ -137,6 +145,9 @@ class GRPOStageConfig:
             build_rewards(self.rewards)
         except ValueError as exc:
             raise ValueError(f"rewards: {exc}") from None
+        from distill.stages.grpo.watch import build_watchers
+
+        build_watchers(self.watch)                    # a wrong entry fails here, naming it
         kinds = [dict(v or {}).get("reward", k) for k, v in self.rewards.items()]
         if self.template == "chat" and "r1_zero_format" in kinds:
             raise ValueError("the chat prompt asks for \\boxed{}, not <answer> tags: use the 'format' reward "

@@ -1,8 +1,9 @@
 """Problems -> the rows GRPO trains on, and the held-out rows it is watched with.
 
-A row is ``{"prompt", "answer", "id", "problem"}``. TRL hands every column but ``prompt`` to each reward
-function as a keyword argument (one value per completion), so the gold ``answer`` reaches the accuracy
-reward. The prompt is a plain string for the R1-Zero template (completions come back as strings) or a chat
+A row is ``{"prompt", "answer", "id", "problem"}``, plus ``tests`` (JSON text, None for a row without) when
+any problem is a code problem. TRL hands every column but ``prompt`` to each reward function as a keyword
+argument (one value per completion), so the gold ``answer`` reaches the accuracy reward and a code problem's
+``tests`` the ``code`` reward. The prompt is a plain string for the R1-Zero template (completions come back as strings) or a chat
 list for the chat prompt (TRL applies the tokenizer's chat template; completions come back as chat lists).
 
 >>> row = to_rows([Problem("p1", "What is 2 + 3?", "5", "demo")], template="r1-zero")[0]
@@ -12,6 +13,7 @@ list for the chat prompt (TRL applies the tokenizer's chat template; completions
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Sequence
@@ -27,18 +29,22 @@ log = logging.getLogger(__name__)
 Prompt = str | list[dict[str, str]]
 
 
-def prompt_for(problem: str, *, template: str, system: str | None = None) -> Prompt:
-    """The R1-Zero text prompt, or the chat prompt as a list of messages."""
+def prompt_for(problem: str, *, template: str, system: str | None = None, code: bool = False) -> Prompt:
+    """The R1-Zero text prompt, or the chat prompt as a list of messages (the code suffix for a code problem)."""
     if template == "r1-zero":
         return r1_zero_prompt(problem)
     if template == "chat":
-        return chat_messages(problem, system=system)
+        return chat_messages(problem, system=system, code=code)
     raise ValueError(f"unknown template {template!r}; valid: r1-zero, chat")
 
 
 def to_rows(problems: Sequence[Problem], *, template: str, system: str | None = None) -> list[dict[str, Any]]:
-    return [{"prompt": prompt_for(p.problem, template=template, system=system), "answer": p.answer, "id": p.id,
-             "problem": p.problem} for p in problems]
+    rows = [{"prompt": prompt_for(p.problem, template=template, system=system, code=p.tests is not None),
+             "answer": p.answer, "id": p.id, "problem": p.problem} for p in problems]
+    if any(p.tests is not None for p in problems):   # JSON text: one column type, whatever the tests' layout
+        for row, p in zip(rows, problems, strict=True):
+            row["tests"] = None if p.tests is None else json.dumps(p.tests)
+    return rows
 
 
 def prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
@@ -69,7 +75,7 @@ def prepare(cfg: Any, tokenizer: Any) -> Prepared:
     that says how many; an empty result is a DataError naming the file and the fix.
     """
     columns = dict(problem_column=cfg.problem_column, answer_column=cfg.answer_column, id_column=cfg.id_column,
-                   trust_remote_code=cfg.trust_remote_code)
+                   trust_remote_code=cfg.trust_remote_code, tests_column=cfg.tests_column or None)
     problems = load_problems(cfg.dataset, split=cfg.dataset_split, subset=cfg.dataset_subset, **columns)
     dropped: dict[str, list[str]] = {}
     problems = _with_answers(problems, cfg.dataset, dropped, "no_answer")
@@ -106,11 +112,11 @@ def prepare(cfg: Any, tokenizer: Any) -> Prepared:
 
 
 def _with_answers(problems: list[Problem], source: str, dropped: dict[str, list[str]], reason: str) -> list[Problem]:
-    missing = [p.id for p in problems if p.answer is None or not str(p.answer).strip()]
+    missing = [p.id for p in problems if p.tests is None and (p.answer is None or not str(p.answer).strip())]
     if missing:
         if len(missing) == len(problems):
-            raise DataError(f"{source}: no problem has a gold answer; GRPO's accuracy reward needs one. Pass "
-                            "--answer-column with the column that holds it")
+            raise DataError(f"{source}: no problem has a gold answer or code tests; GRPO's rewards need one. Pass "
+                            "--answer-column (or --tests-column) with the column that holds it")
         log.warning("%s: %d of %d problems have no gold answer: left out (first: %s)", source, len(missing),
                     len(problems), ", ".join(missing[:3]))
         dropped[reason] = missing

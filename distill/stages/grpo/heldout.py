@@ -88,19 +88,31 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
 
 def score(rows: Sequence[dict[str, Any]], samples: Sequence[Sequence[tuple[str, int, bool]]],
           settings: VerifySettings, *, prompt_has_think: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Verify every sample against its row's gold; return the summary and one record per sample."""
+    """Verify every sample against its row's gold (a code row: run its program against the row's tests);
+    return the summary and one record per sample."""
 
     flat = [(row, j, s) for row, ss in zip(rows, samples, strict=True) for j, s in enumerate(ss)]
-    verdicts = verify_batch([s[0] for _, _, s in flat], [str(row["answer"]) for row, _, _ in flat], settings,
-                            prompt_has_think=prompt_has_think)
+    verdicts: list[Any] = [None] * len(flat)
+    code = [i for i, (row, _, _) in enumerate(flat) if row.get("tests") is not None]
+    math = [i for i, (row, _, _) in enumerate(flat) if row.get("tests") is None]
+    if math:
+        found = verify_batch([flat[i][2][0] for i in math], [str(flat[i][0]["answer"]) for i in math], settings,
+                             prompt_has_think=prompt_has_think)
+        for i, verdict in zip(math, found, strict=True):
+            verdicts[i] = verdict
+    for i, outcome in zip(code, _run_programs([flat[i] for i in code], prompt_has_think), strict=True):
+        verdicts[i] = outcome
     records: list[dict[str, Any]] = []
     per_problem: dict[str, dict[str, Any]] = {}
     for (row, j, (text, n_tokens, finished)), verdict in zip(flat, verdicts, strict=True):
         records.append({"id": row["id"], "sample": j, "completion": text, "completion_tokens": n_tokens,
                         "finished": finished, **verdict.to_dict()})
-        entry = per_problem.setdefault(row["id"], {"id": row["id"], "correct": [], "answers": []})
+        is_code = row.get("tests") is not None
+        entry = per_problem.setdefault(row["id"], {"id": row["id"], "correct": [],
+                                                   "answers": None if is_code else []})
         entry["correct"].append(bool(verdict.correct))
-        entry["answers"].append(verdict.extracted)
+        if not is_code:
+            entry["answers"].append(verdict.extracted)
     summary = score_samples(list(per_problem.values()))
     statuses: dict[str, int] = {}
     for rec in records:
@@ -118,6 +130,40 @@ def score(rows: Sequence[dict[str, Any]], samples: Sequence[Sequence[tuple[str, 
     if f"cons@{summary['n']}" in summary:
         result[f"cons@{summary['n']}"] = summary[f"cons@{summary['n']}"]
     return result, records
+
+
+@dataclass(frozen=True)
+class CodeOutcome:
+    """A code sample's verdict in the shape :func:`score` reads (a program has no answer: no cons@n)."""
+
+    status: str
+    detail: str = ""
+    extracted: None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "extracted": None, "gold": "tests", "detail": self.detail}
+
+
+def _run_programs(items: Sequence[tuple[dict[str, Any], int, tuple[str, int, bool]]],
+                  prompt_has_think: bool) -> list[CodeOutcome]:
+    """Code rows: the program of each sample (the last fenced block after ``</think>``, as the ``code`` reward
+    reads it) run against the row's tests in the sandbox."""
+    if not items:
+        return []
+    import json
+
+    from distill.verify import extract_program, split_think, verify_code_batch
+
+    programs = []
+    for _, _, (text, _, _) in items:
+        parts = split_think(text, prompt_has_think=prompt_has_think)
+        programs.append(extract_program(parts.answer) if parts.finished else None)
+    found = verify_code_batch(programs, [json.loads(row["tests"]) for row, _, _ in items], fail_fast=True)
+    return [CodeOutcome(v.status, v.detail) for v in found]
 
 
 class HeldOutEval:

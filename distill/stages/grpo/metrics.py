@@ -9,6 +9,7 @@ TRL logs its own names (``rewards/accuracy/mean``, ``completions/mean_length``, 
      "truncated_ratio": 0.03, "kl": 0.0004, "clip_ratio": 0.001, "entropy": 0.61, "frac_reward_zero_std": 0.25}
 
 ``accuracy`` and ``format_rate`` are the batch means of the accuracy and format rewards (both 1/0).
+``watch/<name>`` is a watcher's share of the step's rollouts (:mod:`distill.stages.grpo.watch`).
 ``clip_ratio`` is the share of tokens where the PPO-style ratio clip was active; ``truncated_ratio`` is the
 share of completions cut at ``max_completion_length``.
 
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.data.jsonl import read_jsonl
+
+WATCH_PREFIX = "watch_"      # distill.stages.grpo.watch.PREFIX: a watcher's name as TRL logs it
 
 # TRL's log key -> our row key.
 RENAMES = {
@@ -63,6 +66,9 @@ def metrics_row(logs: dict[str, Any], *, step: int, time_s: float, labels: Seque
             key = f"rewards/{label}/{stat}"
             if key in logs:
                 row[f"reward/{label}/{stat}"] = _num(logs[key])
+    for key, value in logs.items():                 # watchers (weight 0, never rewarded): their shares
+        if key.startswith(f"rewards/{WATCH_PREFIX}") and key.endswith("/mean"):
+            row[f"watch/{key[len('rewards/' + WATCH_PREFIX):-len('/mean')]}"] = _num(value)
     row["accuracy"] = _num(logs.get(f"rewards/{accuracy_label}/mean")) if accuracy_label else None
     row["format_rate"] = _num(logs.get(f"rewards/{format_label}/mean")) if format_label else None
     return row

@@ -3,7 +3,8 @@
 - ``accuracy.png``: held-out pass@1 against step (the paper's AIME curve), with the training batch's
   accuracy (moving average) beside it;
 - ``response_length.png``: mean completion length in tokens against step (the paper's length curve);
-- ``rewards.png``: the total reward and each reward's batch mean.
+- ``rewards.png``: the total reward and each reward's batch mean;
+- ``watch.png``: each watcher's share of the rollouts and of the held-out samples (reflection, mixed language).
 """
 
 from __future__ import annotations
@@ -64,4 +65,14 @@ def draw(out_dir: str | Path, metrics: Sequence[dict[str, Any]], evals: Sequence
     if rewards:
         written.append(line_plot(out / "rewards.png", rewards, title=f"Rewards ({window}-step mean)",
                                  xlabel="step", ylabel="reward"))
+    watched: dict[str, tuple[list[float], list[float]]] = {}
+    for key in sorted({k for r in metrics for k in r if k.startswith("watch/")}):
+        x, y = _series(metrics, key)
+        watched[f"{key[6:]}: rollouts ({window}-step mean)"] = (x, moving_average(y, window))
+        x, y = _series(evals, key)
+        if x:
+            watched[f"{key[6:]}: held-out samples"] = (x, y)
+    if watched:
+        written.append(line_plot(out / "watch.png", watched, title="Share of completions showing a behaviour",
+                                 xlabel="step", ylabel="share"))
     return written

@@ -5,8 +5,8 @@ rejection filter and the eval. Two conveniences on top:
 
 - an ``overlong`` entry without ``max_length`` gets the stage's ``max_completion_length`` (tokens), and
   without ``buffer`` a fifth of it, so the penalty ramps over the last 20% of the length budget;
-- the first accuracy-type and format-type entries are remembered, so the per-step metrics can report
-  ``accuracy`` and ``format_rate`` (their rewards are 1/0, so their batch means are those rates), and the
+- the first accuracy-type (else code-type) and format-type entries are remembered, so the per-step metrics can
+  report ``accuracy`` and ``format_rate`` (their rewards are 1/0, so their batch means are those rates), and the
   held-out eval verifies with the accuracy reward's own settings (mode, think, fallback, timeout) and its
   ``prompt_has_think``.
 
@@ -60,11 +60,13 @@ def setup_rewards(spec: dict[str, Any], *, max_completion_length: int) -> Reward
     funcs, weights = build_rewards(spec)
     labels = [str(label) for label in spec]
     accuracy = next((lab for lab, k in zip(labels, kinds) if k == "accuracy"), None)
+    # The code reward is code's accuracy (1/0 unless partial): it names the metric when no accuracy reward does.
+    accuracy_metric = accuracy or next((lab for lab, k in zip(labels, kinds) if k == "code"), None)
     fmt = next((lab for lab, k in zip(labels, kinds) if k in FORMAT_KINDS), None)
     verify, prompt_has_think = VerifySettings(), False
     if accuracy is not None:
         # The reward's workers are not the eval's: the held-out eval verifies with one process per CPU.
         verify = dataclasses.replace(VerifySettings.from_options(spec[accuracy]), workers=None)
         prompt_has_think = bool(spec[accuracy].get("prompt_has_think", False))
-    return RewardSetup(funcs=funcs, weights=weights, labels=labels, kinds=kinds, accuracy_label=accuracy,
+    return RewardSetup(funcs=funcs, weights=weights, labels=labels, kinds=kinds, accuracy_label=accuracy_metric,
                        format_label=fmt, verify=verify, prompt_has_think=prompt_has_think)

@@ -48,6 +48,7 @@ from distill.stages.grpo.heldout import EvalSettings, HeldOutEval
 from distill.stages.grpo.metrics import keep_until
 from distill.stages.grpo.reward_setup import setup_rewards
 from distill.stages.grpo.trl_args import CHECKPOINTS, cuda_available, make_grpo_config, trl_kwargs, vllm_installed
+from distill.stages.grpo.watch import build_watchers
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     _check_inputs(cfg)
     out = Path(cfg.out)
     setup = rewards or setup_rewards(cfg.rewards, max_completion_length=cfg.max_completion_length)
-    kwargs = trl_kwargs(cfg, reward_weights=setup.weights, cuda=cuda_available(), have_vllm=vllm_installed())
+    watchers = build_watchers(cfg.watch)             # logged beside the rewards with weight 0: never rewarded
+    kwargs = trl_kwargs(cfg, reward_weights=setup.weights + [0.0] * len(watchers), cuda=cuda_available(),
+                        have_vllm=vllm_installed())
     args = make_grpo_config(kwargs)              # also sets up the process group under accelerate
     main_process = args.process_index == 0
     done, resume_from = _decide_start(cfg, out, args)
@@ -96,6 +99,7 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     record.extra.update({"generation": "vllm" if kwargs["use_vllm"] else "transformers",
                          "vllm_mode": kwargs.get("vllm_mode"), "prompt_template": cfg.template,
                          "rewards": dict(zip(setup.labels, setup.weights)), "world_size": args.world_size,
+                         "watch": [w.name for w in watchers],
                          "resumed_from": str(resume_from) if resume_from else None,
                          "dropped_examples": {reason: ids[:20] for reason, ids in data.dropped.items()}})
     if main_process:
@@ -259,6 +263,7 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
     )
 
     stop = StopOnInterrupt(world_size=args.world_size)
+    watchers = build_watchers(cfg.watch)
     callbacks: list[Any] = [MetricsCallback(out, setup, plot_every=cfg.plot_every), ProgressCallback(), stop]
     if data.heldout:
         settings = EvalSettings(samples=cfg.eval_samples, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
@@ -269,7 +274,7 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
                                 world=args.world_size)
         callbacks.append(HeldOutCallback(evaluator, out, every=cfg.eval_every,
                                          at_start=cfg.eval_at_start and not resuming, stopping=lambda: stop.requested,
-                                         keep_best=cfg.keep_best))
+                                         keep_best=cfg.keep_best, watchers=watchers))
 
     def refresh_run_json(step: int) -> None:
         record.counts["steps"] = step
@@ -277,7 +282,7 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
 
     callbacks.append(OnSave(refresh_run_json))
     try:
-        trainer = GRPOTrainer(model=cfg.model, reward_funcs=setup.funcs, args=args,
+        trainer = GRPOTrainer(model=cfg.model, reward_funcs=setup.funcs + [w.reward_fn() for w in watchers], args=args,
                               train_dataset=datasets.Dataset.from_list(data.train), processing_class=tokenizer,
                               callbacks=callbacks)
     except OSError as exc:
@@ -328,7 +333,8 @@ def _summarise(record: RunRecord, out: Path, wall: float) -> None:
     c["train_wall_s"] = round(wall, 1)
     if rows:
         window = max(1, min(10, len(rows) // 2))
-        for key in ("reward", "accuracy", "format_rate", "completion_length"):
+        watched = sorted({k for r in rows for k in r if k.startswith("watch/")})
+        for key in ("reward", "accuracy", "format_rate", "completion_length", *watched):
             first = [r[key] for r in rows[:window] if r.get(key) is not None]
             last = [r[key] for r in rows[-window:] if r.get(key) is not None]
             if first and last:
@@ -344,8 +350,10 @@ def _print_summary(record: RunRecord, out: Path) -> None:
     c = record.counts
     lines = [f"grpo: {c.get('steps', 0)} steps on {c['train_problems']} problems in {c['train_wall_s'] / 60:.1f} min "
              f"({record.extra['generation']} rollouts)"]
+    watched = [(k.split("_first")[0], f"{k[6:].split('_first')[0]} share") for k in c
+               if k.startswith("watch/") and "_first" in k]
     for key, label in (("reward", "reward"), ("accuracy", "train accuracy"), ("format_rate", "format rate"),
-                       ("completion_length", "mean completion tokens")):
+                       ("completion_length", "mean completion tokens"), *watched):
         first = next((v for k, v in c.items() if k.startswith(f"{key}_first")), None)
         last = next((v for k, v in c.items() if k.startswith(f"{key}_last")), None)
         if first is not None and last is not None:

@@ -18,6 +18,8 @@ import yaml
 from distill.errors import DistillError
 from distill.memory_plan import format_plan, make_plan
 from distill.models import model_positions
+from distill.stages.pipeline.opd_plan import ASSUMPTIONS as OPD_ASSUMPTIONS
+from distill.stages.pipeline.opd_plan import check_opd, opd_lines, traced_shape
 from distill.students import STUDENTS, TEACHERS, Student, get_student
 
 GIB = 1 << 30
@@ -30,6 +32,7 @@ MAX_NUM_SEQS = 256          # vLLM's default max_num_seqs: sequences decoded at 
 KEEP_RATE = 0.5             # share of generated traces the filter keeps
 MEAN_TRACE_FRACTION = 0.25  # a kept trace's mean length, as a share of generate's max_tokens
 EVAL_PROBLEMS = {"aime24": 30, "aime25": 30, "math500": 500}
+CPU_STAGES = ("tiny", "nano-task", "filter", "card")
 
 ASSUMPTIONS = [
     f"prompts are at most {PROMPT_TOKENS} tokens (ours: AIME/MATH/NuminaMath problems + chat template are a few "
@@ -68,12 +71,27 @@ def _source(steps: list[Any], stage: str, path: str | None) -> Any:
     return _by_out(steps, stage).get(str(Path(path))) if path else None
 
 
+def _trained_by(steps: list[Any], model: str | None) -> Any:
+    """The sft step a model comes from: its own output, or the student an opd/grpo step of the recipe started from."""
+    seen: set[str] = set()
+    while model and model not in seen:
+        seen.add(model)
+        if (sft := _source(steps, "sft", model)) is not None:
+            return sft
+        step = _source(steps, "opd", model) or _source(steps, "grpo", model)
+        model = None if step is None else (step.config.student if step.stage == "opd" else step.config.model)
+    return None
+
+
 def check_steps(steps: list[Any], gpus_per_node: int) -> None:
     """Refuse (DistillError) when two steps disagree; each message names both steps and the fix."""
     for step in steps:
         cfg = step.config
-        if step.stage == "eval" and (sft := _source(steps, "sft", cfg.model)):
+        if step.stage == "eval" and (sft := _trained_by(steps, cfg.model)):
             _check_eval(step, sft)
+        elif step.stage == "opd":
+            check_opd(step, steps)
+            _check_launch(step, gpus_per_node)
         elif step.stage == "sft":
             flt = _source(steps, "filter", cfg.dataset)
             if flt is not None and (not flt.config.length or flt.config.max_tokens > cfg.max_length):
@@ -110,21 +128,21 @@ def _check_launch(step: Any, gpus_per_node: int) -> None:
     n = cfg.num_processes
     if n > gpus_per_node and n % gpus_per_node:
         raise DistillError(
-            f"step {step.name!r} (sft): num_processes {n} is not GPUs per node ({gpus_per_node}) x nodes. Use a "
+            f"step {step.name!r} ({step.stage}): num_processes {n} is not GPUs per node ({gpus_per_node}) x nodes. Use a "
             f"multiple of {gpus_per_node}, or set pipeline.gpus_per_node")
     if n <= 1 or not cfg.accelerate_config:
         return
     path = Path(cfg.accelerate_config)
     launch = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     if not isinstance(launch, dict):
-        raise DistillError(f"step {step.name!r} (sft): accelerate_config {path} is not a readable launch config")
+        raise DistillError(f"step {step.name!r} ({step.stage}): accelerate_config {path} is not a readable launch config")
     procs, machines = launch.get("num_processes"), launch.get("num_machines", 1)
     nodes = max(1, math.ceil(n / gpus_per_node))
     if procs != n or machines * min(n, gpus_per_node) != n:
         raise DistillError(
-            f"step {step.name!r} (sft) asks for num_processes {n} = {min(n, gpus_per_node)} GPUs per node x "
+            f"step {step.name!r} ({step.stage}) asks for num_processes {n} = {min(n, gpus_per_node)} GPUs per node x "
             f"{nodes} node(s), but its launch config {path} says num_processes {procs} on num_machines "
-            f"{machines}. Set num_processes: {n} and num_machines: {nodes} there (or sft.num_processes: {procs})")
+            f"{machines}. Set num_processes: {n} and num_machines: {nodes} there (or {step.stage}.num_processes: {procs})")
 
 
 def _check_teacher(step: Any) -> None:
@@ -145,9 +163,13 @@ def _check_teacher(step: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ estimates
 def _shape(model: str | None, steps: list[Any]) -> tuple[Student | None, str]:
-    sft = _source(steps, "sft", model)
+    sft = _trained_by(steps, model)
     if sft is not None:
         return get_student(sft.config.student), f"{model} (step {sft.name}: {sft.config.student})"
+    opd = _source(steps, "opd", model)
+    if opd is not None:
+        row, where = traced_shape(opd.config.student, steps, opd.config.student_shape)
+        return row, f"{model} (step {opd.name}: {where})"
     if model in TEACHERS:
         return TEACHERS[model], model or ""
     row = next((s for s in STUDENTS.values() if s.base_model and s.base_model == model), None)
@@ -155,8 +177,9 @@ def _shape(model: str | None, steps: list[Any]) -> tuple[Student | None, str]:
 
 
 def vllm_estimate(s: Student, *, tp: int, dp: int, util: float, gpu_gib: float, ctx: int,
-                  tokens: float) -> tuple[list[str], float | None]:
-    """Lines for one vLLM step (weights, KV cache, throughput) and its GPU-hours."""
+                  tokens: float, max_seqs: int = MAX_NUM_SEQS) -> tuple[list[str], float | None]:
+    """Lines for one vLLM step (weights, KV cache, throughput) and its GPU-hours; ``max_seqs`` caps the sequences
+    a replica decodes at once (a trainer's generation round holds only so many)."""
     weights = 2 * s.num_parameters()
     kv_token = 2 * s.layers * s.kv_heads * s.head_dim * 2             # k and v, bf16
     kv_gpu = util * gpu_gib * GIB - weights / tp
@@ -168,7 +191,7 @@ def vllm_estimate(s: Student, *, tp: int, dp: int, util: float, gpu_gib: float, 
         lines.append("  note: the weights alone exceed the memory vLLM may use: raise tensor_parallel_size")
         return lines, None
     mean_ctx = PROMPT_TOKENS + ctx / 2
-    batch = min(MAX_NUM_SEQS, kv_gpu * tp / (kv_token * mean_ctx))
+    batch = min(MAX_NUM_SEQS, max_seqs, kv_gpu * tp / (kv_token * mean_ctx))
     step_s = (weights + batch * mean_ctx * kv_token) / (tp * HBM_BYTES_S * BANDWIDTH_EFFICIENCY)
     rate = batch / step_s
     hours = tokens / rate / 3600 * tp
@@ -256,11 +279,15 @@ def format_pipeline_plan(steps: list[Any], *, gpus_per_node: int = 8) -> str:
             lines, hours = _eval_lines(step, steps, gpu_gib)
         elif step.stage == "sft":
             lines, hours = _sft_lines(step, trace_tokens)
-        else:
+        elif step.stage == "opd":
+            lines, hours = opd_lines(step, steps, gpu_gib)
+        elif step.stage in CPU_STAGES:
             lines = ["  CPU only"]
+        else:
+            lines = [f"  no GPU estimate for {step.stage} steps yet (not counted in the total)"]
         out.extend(lines)
         total += hours or 0.0
     out.append(f"total: ~{total:,.0f} GPU-hours (upper bound; steps without an estimate count 0)")
     out.append("assumptions (labelled estimates, not measurements):")
-    out.extend(f"  - {a}" for a in ASSUMPTIONS)
+    out.extend(f"  - {a}" for a in ASSUMPTIONS + (OPD_ASSUMPTIONS if any(s.stage == "opd" for s in steps) else []))
     return "\n".join(out)

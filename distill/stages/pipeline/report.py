@@ -15,6 +15,7 @@ from typing import Any
 from distill import plots
 from distill.data.jsonl import read_jsonl
 from distill.runinfo import read_run
+from distill.stages.pipeline.self_evolution import self_evolution_lines
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -89,6 +90,34 @@ def _series(rows: list[dict[str, Any]], *keys: str) -> tuple[list[float], list[f
     return xs, ys
 
 
+OPD_KEYS = (("loss", "divergence to the teacher (TRL's loss)"), ("logprob_gap", "student - teacher log-prob of "
+            "the samples"), ("accuracy", "accuracy of the student's samples"), ("completion_length", "mean sample "
+            "length (tokens)"))
+
+
+def _opd_lines(step: Any, out: Path) -> list[str]:
+    """An opd step's first-vs-last metrics (from its run.json) and its own curves."""
+    rec = read_run(step.out) or {}
+    counts = rec.get("counts") or {}
+    if not counts:
+        return []
+    lines = [f"## On-policy distillation ({step.name})", "",
+             f"Student `{rec.get('student')}`, teacher `{rec.get('teacher')}`, {rec.get('divergence', '')}; "
+             f"{counts.get('steps')} steps, {counts.get('train_wall_s')} s.", "",
+             "| metric | first steps | last steps |", "|---|---|---|"]
+    for key, label in OPD_KEYS:
+        first = next((v for k, v in counts.items() if k.startswith(f"{key}_first")), None)
+        last = next((v for k, v in counts.items() if k.startswith(f"{key}_last")), None)
+        if first is not None and last is not None:
+            lines.append(f"| {label} | {first:.4g} | {last:.4g} |")
+    lines.append("")
+    for name in ("loss.png", "logprobs.png", "accuracy.png"):
+        own = step.out / "plots" / name
+        if own.is_file():
+            lines.append(f"![{step.name} {name[:-4]}]({os.path.relpath(own, out)})")
+    return lines + [""]
+
+
 def write_report(out: Path, steps: list[Any], recipe: dict[str, Any]) -> Path:
     out = Path(out)
     lines = [f"# distill pipeline report — {out.name}", ""]
@@ -133,6 +162,12 @@ def write_report(out: Path, steps: list[Any], recipe: dict[str, Any]) -> Path:
             if own.is_file():
                 lines.append(f"![{name[:-4]} (from the grpo stage)]({os.path.relpath(own, out)})")
         lines.append("")
+
+    lines += self_evolution_lines(out, steps)      # grpo steps that watched behaviours: the R1-Zero curves
+
+    for step in steps:
+        if step.stage == "opd":
+            lines += _opd_lines(step, out)
 
     for step in steps:
         if step.stage != "filter":

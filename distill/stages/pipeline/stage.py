@@ -135,7 +135,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 # Commands that continue an interrupted run of the same config in their folder (checkpoints, shards, chunks).
-RESUMING = ("sft", "grpo", "generate", "eval")
+RESUMING = ("sft", "grpo", "opd", "generate", "eval")
 
 
 def _resume_or_clear(step: Step, root: Path) -> None:

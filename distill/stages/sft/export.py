@@ -17,7 +17,8 @@ from distill.stages.sft.chat import check_training_format
 from distill.stages.sft.config import SFTStageConfig
 from distill.stages.sft.context import apply_context_extension
 from distill.stages.sft.lora import merge_adapter
-from distill.stages.sft.output import ADAPTER, CACHE, CHECKPOINTS, clean_saved, to_bf16, write_generation_config
+from distill.stages.sft.output import ADAPTER, CACHE, CHECKPOINTS, clean_saved, write_generation_config
+from distill.weights import to_bf16
 
 
 def release_memory() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,31 +82,6 @@ def prepare_out(cfg: SFTStageConfig, out: Path, *, is_main: bool = True) -> OutS
     if cfg.resume:
         log.warning("--resume: no complete checkpoint in %s; starting from the beginning", out / CHECKPOINTS)
     return OutState(None, False)
-
-
-def to_bf16(folder: Path) -> int:
-    """Rewrite float32 safetensors shards in ``folder`` as bfloat16, one shard at a time. Returns shards changed."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    changed = 0
-    for shard in sorted(folder.glob("*.safetensors")):
-        tensors = load_file(str(shard))
-        if not any(t.dtype == torch.float32 for t in tensors.values()):
-            continue
-        tensors = {k: (v.to(torch.bfloat16) if v.dtype == torch.float32 else v) for k, v in tensors.items()}
-        tmp = shard.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, shard)
-        changed += 1
-    cfg_path = folder / "config.json"
-    if changed and cfg_path.is_file():
-        data = json.loads(cfg_path.read_text())
-        for key in ("dtype", "torch_dtype"):
-            if key in data:
-                data[key] = "bfloat16"
-        cfg_path.write_text(json.dumps(data, indent=2) + "\n")
-    return changed
 
 
 def write_generation_config(out: Path, tokenizer: Any) -> None:
