@@ -2,7 +2,8 @@
 
 - 3 steps with the truth layer's rewards: dataset columns reach the reward functions, metrics/eval/plots are
   written, and the final folder is a normal HF model that `distill generate --teacher DIR` runs;
-- Ctrl-C mid-run saves a checkpoint and `--resume` continues it without repeating or losing metric rows;
+- Ctrl-C or SIGTERM mid-run saves a checkpoint and `--resume` continues it without repeating or losing metric
+  rows;
 - a learning check: on a toy reward the tiny model can move (share of digits in a 12-token completion), the
   mean reward over the last 10 of 30 steps clearly beats the first 10 (fixed seed).
 """
@@ -176,16 +177,19 @@ def test_keep_best_makes_the_best_held_out_policy_the_final_model(tiny_qwen, tmp
     assert any((last[k] != base[k]).any() for k in base)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path, sigint_default):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resume_continues(sig, tiny_qwen, tmp_path, sigint_default):
+    """Ctrl-C, or a SIGTERM (Slurm preemption, docker stop), finishes the step and checkpoints."""
     from distill.stages.grpo.stage import train
 
     data = _problems(tmp_path / "problems.jsonl", 24)
     cfg = _cfg(tiny_qwen, data, tmp_path / "run", max_steps=4, save_steps=100, eval_problems=0)
+    previous = signal.getsignal(sig)
 
     def ctrl_c_during_step_2(completions, trainer_state=None, **kwargs):
         if trainer_state.global_step == 1:
-            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # ours, not pytest's
-            os.kill(os.getpid(), signal.SIGINT)
+            assert signal.getsignal(sig) is not previous  # ours, not pytest's (a default SIGTERM would end pytest)
+            os.kill(os.getpid(), sig)
         return [len(completion_text(c)) / 100 for c in completions]
 
     ctrl_c_during_step_2.__name__ = "length"
@@ -208,7 +212,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_qwen, tmp_path, sig
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["counts"]["steps"] == 4
     assert run["resumed_from"].endswith("checkpoint-2")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # handler restored
+    assert signal.getsignal(sig) is previous                                  # handler restored
 
 
 def test_grpo_improves_a_reward_the_tiny_model_can_reach(tiny_qwen, tmp_path):
@@ -273,6 +277,12 @@ def test_vllm_colocate_rollouts_on_a_gpu(tiny_qwen, tmp_path):
     assert run["status"] == "complete" and run["generation"] == "vllm" and run["vllm_mode"] == "colocate"
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all(r["completion_length"] > 0 for r in rows)
+    from safetensors.torch import load_file
+
+    final = load_file(out / "model.safetensors")                       # trained in bf16: saved as bf16, as sft/opd
+    assert {t.dtype for t in final.values()} == {torch.bfloat16}
+    config = json.loads((out / "config.json").read_text())
+    assert {config[k] for k in ("dtype", "torch_dtype") if k in config} == {"bfloat16"}
 
 
 def test_fewer_problems_than_one_batch_is_a_failed_run_not_complete(tiny_qwen, tmp_path):

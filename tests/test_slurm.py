@@ -234,7 +234,7 @@ def test_sigterm_to_the_batch_shell_reaches_every_rank_once_and_they_checkpoint(
             proc.kill()
             proc.wait()
     log = twin.logs()
-    assert log.count("SIGTERM received: finishing this step and writing a checkpoint") == 2, log
+    assert log.count("SIGTERM: finishing this step and saving a checkpoint") == 2, log
     checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert checkpoints, log
     stopped = int(checkpoints[-1].name.split("-")[1])

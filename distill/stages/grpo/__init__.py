@@ -6,6 +6,7 @@
 - ``trl_args``: our config -> TRL ``GRPOConfig`` (vLLM colocate/server or transformers);
 - ``heldout``: the periodic held-out eval (pass@1 over n samples, scored by :mod:`distill.verify`);
 - ``metrics`` and ``plots``: the per-step JSONL and its PNG curves;
-- ``callbacks``: the TrainerCallbacks that tie them to training (and stop cleanly on Ctrl-C);
+- ``callbacks``: the TrainerCallbacks that tie them to training (the clean stop on Ctrl-C or SIGTERM is the
+  shared :mod:`distill.training_stop`);
 - ``serve``: the ``trl vllm-serve`` command for server mode (used by scripts/slurm/grpo.slurm).
 """

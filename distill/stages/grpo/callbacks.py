@@ -1,16 +1,15 @@
-"""TrainerCallbacks of ``distill grpo``: metrics file, held-out eval, progress line, clean Ctrl-C.
+"""TrainerCallbacks of ``distill grpo``: metrics file, held-out eval, progress line.
 
 Only the main process writes files; every process takes part in the held-out eval (its generation is
-sharded) and in the Ctrl-C decision (a stop requested on any process stops all of them at the same step).
+sharded). The clean stop on Ctrl-C or SIGTERM (a stop requested on any process stops all of them at the same
+step) and the run.json refresh at each checkpoint are the shared :class:`distill.training_stop.GracefulStop` and
+:class:`distill.training_stop.OnSave`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from distill.stages.grpo.heldout import HeldOutEval
 from distill.stages.grpo.metrics import metrics_row
 from distill.stages.grpo.reward_setup import RewardSetup
 from distill.stages.grpo.watch import Watcher, shares
+from distill.training_stop import write_line
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class HeldOutCallback(TrainerCallback):
                f"({summary['num_problems']} problems x {summary['n']} samples, mean "
                f"{summary['mean_completion_tokens']:.0f} tokens, {summary['eval_time_s']:.0f} s)")
         log.debug(msg)
-        _write_line(msg)
+        write_line(msg)
 
 
 def save_best(model: Any, folder: Path, step: int, pass_at_1: float) -> None:
@@ -197,65 +197,3 @@ class ProgressCallback(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-class StopOnInterrupt(TrainerCallback):
-    """First Ctrl-C: finish the current step, save a resumable checkpoint, stop. Second Ctrl-C: stop now."""
-
-    def __init__(self, world_size: int = 1):
-        self.requested = False
-        self.world_size = world_size
-        self._previous: Any = None
-        self._installed = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            self._restore()
-            raise KeyboardInterrupt
-        self.requested = True
-        _write_line("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)")
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        flag = self.requested
-        if self.world_size > 1:
-            from accelerate.utils import gather_object
-
-            flag = any(gather_object([flag]))
-        if flag:
-            self.requested = True
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-            self._installed = False
-
-
-class OnSave(TrainerCallback):
-    """Calls ``fn(step)`` on the main process after each checkpoint (the stage refreshes run.json)."""
-
-    def __init__(self, fn: Callable[[int], None]):
-        self.fn = fn
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.fn(state.global_step)
-
-
-def _write_line(text: str) -> None:
-    try:
-        from tqdm.auto import tqdm
-
-        tqdm.write(text, file=sys.stderr)
-    except Exception:  # pragma: no cover - tqdm missing or closed stream
-        print(text, file=sys.stderr)

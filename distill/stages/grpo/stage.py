@@ -9,8 +9,8 @@ What a user watches, all in ``--out``: ``metrics.jsonl`` (one row per step: each
 accuracy, format rate, mean completion length, KL, clip ratio, step time), ``eval.jsonl`` + ``eval/``
 (held-out pass@1 over n samples, every ``eval_every`` steps), ``plots/*.png`` (accuracy and response
 length against step, the paper's two R1-Zero curves). ``checkpoints/`` holds resumable checkpoints
-(``--resume``); the final model, tokenizer and chat template are saved in ``--out`` itself, a normal HF
-folder that ``distill generate --teacher DIR`` loads.
+(``--resume``); the final model (bf16 shards when trained in bf16), tokenizer and chat template are saved in
+``--out`` itself, a normal HF folder that ``distill generate --teacher DIR`` loads.
 
 Departures from the paper: the KL term is TRL's k3 estimator against the frozen base (the paper's form);
 ``loss_type`` defaults to ``grpo`` (per-sequence normalisation, as in the paper) where TRL defaults to
@@ -19,11 +19,12 @@ not 16 samples and 32k tokens) so a run fits one node. On CPU the rollouts use t
 TRL's vLLM weight sync needs CUDA.
 
 Where each path was exercised: the transformers-rollout path trains, evaluates, checkpoints, stops on Ctrl-C
-and resumes in the CPU test suite (tests/test_grpo_train.py). The vLLM paths (colocate; server mode with
+or SIGTERM and resumes in the CPU test suite (tests/test_grpo_train.py). The vLLM paths (colocate; server mode with
 scripts/slurm/grpo.slurm) are checked on CPU only up to the GRPOConfig and the ``trl vllm-serve`` command a
 recipe resolves to (tests/test_grpo.py); the ``gpu``-marked test runs colocate for real where CUDA exists.
-Ctrl-C finishes the step and saves a checkpoint in a single process; under ``accelerate launch`` the
-launcher may stop the ranks first, and the last periodic checkpoint is the place to resume from.
+Ctrl-C or SIGTERM (a Slurm preemption, ``docker stop``) finishes the step and saves a checkpoint in a single
+process (:class:`distill.training_stop.GracefulStop`); under ``accelerate launch`` the launcher may stop the ranks
+first, and the last periodic checkpoint is the place to resume from.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from distill.stages.grpo.metrics import keep_until
 from distill.stages.grpo.reward_setup import setup_rewards
 from distill.stages.grpo.trl_args import CHECKPOINTS, cuda_available, make_grpo_config, trl_kwargs, vllm_installed
 from distill.stages.grpo.watch import build_watchers
+from distill.weights import to_bf16
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,8 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
         return out
     if cfg.keep_best:
         record.counts.update(_select_best(out, steps))
+    if kwargs["bf16"]:
+        to_bf16(out)           # trained in bf16: bf16 shards, as sft and opd save theirs (after keep_best's copy)
     _summarise(record, out, time.time() - started)
     record.write(out, status="complete")
     _print_summary(record, out)
@@ -254,15 +258,10 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
     from transformers import ProgressCallback as HFProgress
     from trl import GRPOTrainer
 
-    from distill.stages.grpo.callbacks import (
-        HeldOutCallback,
-        MetricsCallback,
-        OnSave,
-        ProgressCallback,
-        StopOnInterrupt,
-    )
+    from distill.stages.grpo.callbacks import HeldOutCallback, MetricsCallback, ProgressCallback
+    from distill.training_stop import GracefulStop, OnSave
 
-    stop = StopOnInterrupt(world_size=args.world_size)
+    stop = GracefulStop()
     watchers = build_watchers(cfg.watch)
     callbacks: list[Any] = [MetricsCallback(out, setup, plot_every=cfg.plot_every), ProgressCallback(), stop]
     if data.heldout:

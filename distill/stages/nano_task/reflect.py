@@ -1,23 +1,28 @@
 """The nano reflection task (``distill nano-task --kind reflect``): addition where checking one's work pays.
 
-The problems are the arithmetic task's ("What is 347 + 586?"); only the warm-up traces differ. Every trace
-starts with a quick pass that adds the digits column by column but forgets to carry (a person's slip: right
-only when no column carries). Most traces stop there (habit A). The rest (habit B, ``check_rate``) go on:
-a "Wait, let me check." marker, the column-by-column working *with* carries (the arithmetic task's lines),
-and a conclusion that keeps or corrects the first answer::
+The problems are the arithmetic task's ("What is 47 + 86?"); only the warm-up traces differ. Every trace
+starts with a quick pass that adds the digits column by column from the left, the way one reads a number, and
+so forgets every carry (a person's slip: right only when no column carries). Most traces stop there (habit A).
+The rest (habit B, ``check_rate``) go on: a "Wait, let me check." marker, the column-by-column working from
+the right *with* carries (the arithmetic task's lines), and a conclusion that keeps or corrects the first
+answer::
 
     <think>
-    7+6=13 -> 3
-    4+8=12 -> 23
-    3+5=8 -> 823
+    4+8=12 -> 2
+    7+6=13 -> 23
     Wait, let me check.
     7+6+0=13 -> 3
     4+8+1=13 -> 33
-    3+5+1=9 -> 933
-    So the answer is 933, not 823.
+    0+0+1=1 -> 133
+    So the answer is 133, not 23.
     </think>
 
-    \\boxed{933}
+    \\boxed{133}
+
+Going from the left matters for what RL can learn. A quick pass from the right would show each column's carry on
+the line above the next column ("7+6=13"), and a policy can learn to fold it in silently ("4+8=13") far more
+cheaply than it learns to check: a development run on two-digit sums did exactly that. From the left, folding a
+carry in needs the next column's sum before it is written, which the quick pass never shows.
 
 So a model warmed up on these traces checks rarely, and is right more often when it does: nothing but the
 accuracy reward favours the check (no length reward, no reward for the marker). ``switch_rate`` of the
@@ -27,8 +32,8 @@ trace as mixed (about 0.5 of its words English).
 
 >>> quick_guess(347, 586), quick_guess(12, 34)
 (823, 46)
->>> reflect_trace(347, 586, check=True).split("</think>")[0].splitlines()[-1]
-'So the answer is 933, not 823.'
+>>> reflect_trace(47, 86, check=True).split("</think>")[0].splitlines()[-1]
+'So the answer is 133, not 23.'
 >>> has_reflection(reflect_trace(347, 586, check=True)), has_correction(reflect_trace(347, 586, check=True))
 (True, True)
 >>> has_reflection(reflect_trace(347, 586, check=False)), has_correction(reflect_trace(12, 34, check=True))
@@ -59,16 +64,18 @@ def quick_guess(a: int, b: int) -> int:
 
 
 def quick_lines(a: int, b: int) -> list[str]:
-    """The quick pass: one line per column, least significant first, every carry forgotten (``4+8=12 -> 23``).
+    """The quick pass: one line per column, most significant first, every carry forgotten (``4+8=12 -> 2``).
 
     >>> quick_lines(347, 586)
-    ['7+6=13 -> 3', '4+8=12 -> 23', '3+5=8 -> 823']
+    ['3+5=8 -> 8', '4+8=12 -> 82', '7+6=13 -> 823']
+    >>> quick_lines(95, 7)
+    ['9+0=9 -> 9', '5+7=12 -> 92']
     """
-    da, db = str(a)[::-1], str(b)[::-1]
+    width = max(len(str(a)), len(str(b)))
+    da, db = str(a).zfill(width), str(b).zfill(width)
     partial, lines = "", []
-    for i in range(max(len(da), len(db))):
-        x, y = (int(da[i]) if i < len(da) else 0), (int(db[i]) if i < len(db) else 0)
-        partial = str((x + y) % 10) + partial
+    for x, y in zip(map(int, da), map(int, db)):
+        partial += str((x + y) % 10)
         lines.append(f"{x}+{y}={x + y} -> {partial}")
     return lines
 

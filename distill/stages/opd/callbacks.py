@@ -1,9 +1,9 @@
-"""TrainerCallbacks of ``distill opd``: the metrics file and curves, a progress bar, a clean stop, run.json refresh.
+"""TrainerCallbacks of ``distill opd``: the metrics file and curves, and a progress bar.
 
-Only the main process writes files. The first SIGINT or SIGTERM (Ctrl-C, a Slurm preemption) finishes the current
-optimizer step, writes a checkpoint and stops; a second one stops at once. With several processes the request is
-all-reduced every step, so every rank stops at the same step. A SIGKILL leaves the last periodic checkpoint, and
-rerunning the same command resumes from it (the metrics rows logged after it are dropped and redone).
+Only the main process writes files. The clean stop on Ctrl-C / SIGTERM and the run.json refresh at each
+checkpoint are the shared :class:`distill.training_stop.GracefulStop` and :class:`distill.training_stop.OnSave`. A
+SIGKILL leaves the last periodic checkpoint, and rerunning the same command resumes from it (the metrics rows
+logged after it are dropped and redone).
 """
 
 from __future__ import annotations
@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,71 +106,3 @@ class ProgressCallback(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-class GracefulStop(TrainerCallback):
-    """First SIGINT/SIGTERM: finish this step, checkpoint, stop. Second: stop now (KeyboardInterrupt)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            self.restore()
-            raise KeyboardInterrupt
-        self.requested = True
-        _write_line(f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint (send it again "
-                    "to stop at once)")
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _agreed(self) -> bool:
-        import torch
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return self.requested
-        device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._agreed():
-            self.requested = True
-            control.should_save = True
-            control.should_training_stop = True
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.restore()
-
-
-class OnSave(TrainerCallback):
-    """Calls ``fn(step)`` on the main process after each checkpoint (the stage refreshes run.json)."""
-
-    def __init__(self, fn: Callable[[int], None]):
-        self.fn = fn
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.fn(state.global_step)
-
-
-def _write_line(text: str) -> None:
-    try:
-        from tqdm.auto import tqdm
-
-        tqdm.write(text, file=sys.stderr)
-    except Exception:  # pragma: no cover - tqdm missing or closed stream
-        print(text, file=sys.stderr)

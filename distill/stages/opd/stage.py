@@ -196,8 +196,9 @@ def _build_trainer(cfg: OPDConfig, args: Any, tokenizer: Any, data: Any, out: Pa
     import datasets
     from transformers import ProgressCallback as HFProgress
 
-    from distill.stages.opd.callbacks import GracefulStop, MetricsCallback, OnSave, ProgressCallback
+    from distill.stages.opd.callbacks import MetricsCallback, ProgressCallback
     from distill.stages.opd.trainer import OPDTrainer
+    from distill.training_stop import GracefulStop, OnSave
 
     stop = GracefulStop()
 

@@ -1,25 +1,19 @@
-"""Trainer callbacks of ``distill sft``: the loss record and curve, and a graceful stop on Ctrl-C / SIGTERM.
+"""Trainer callbacks of ``distill sft``: the loss record and curve.
 
 ``LossRecorder`` appends every logged step to ``OUT/loss.jsonl`` (so a crash loses nothing that was logged) and
 redraws ``OUT/loss.png`` at every checkpoint and at the end. On resume it first drops the records past the
 checkpoint's step, so the curve has no duplicated steps.
 
-``GracefulStop`` turns the first SIGINT or SIGTERM (Ctrl-C, or a Slurm preemption) into "finish this optimizer
-step, write a checkpoint, stop"; a second signal interrupts at once. With several processes the flag is
-all-reduced at every step, so every rank stops at the same step and the collective checkpoint save completes.
+The graceful stop on Ctrl-C / SIGTERM is the shared :class:`distill.training_stop.GracefulStop`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import signal
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
-
-log = logging.getLogger(__name__)
 
 LOSS_FILE = "loss.jsonl"
 LOSS_PLOT = "loss.png"
@@ -86,59 +80,3 @@ class LossRecorder(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             plot_losses(self.out_dir, self.title)
-
-
-class GracefulStop(TrainerCallback):
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.stopped_at: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:                          # second signal: stop now
-            self.restore()
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("%s received: finishing this step and writing a checkpoint (send it again to stop at once)",
-                    signal.Signals(signum).name)
-
-    def install(self) -> None:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.install()
-
-    def _agreed(self) -> bool:
-        import torch
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return self.requested
-        device = "cpu"
-        if dist.get_backend() == "nccl":
-            device = f"cuda:{torch.cuda.current_device()}"
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._agreed():
-            self.requested = True
-            self.stopped_at = state.global_step
-            control.should_save = True
-            control.should_training_stop = True
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.restore()

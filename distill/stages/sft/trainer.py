@@ -136,7 +136,8 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
     from trl import SFTConfig
 
     from distill.launch import process_group_timeout
-    from distill.stages.sft.callbacks import GracefulStop, LossRecorder
+    from distill.stages.sft.callbacks import LossRecorder
+    from distill.training_stop import GracefulStop
 
     cuda = torch.cuda.is_available()
     # -------------------------------------------------------------- tokenizer, template, config
