@@ -237,6 +237,31 @@ def test_filter_keeps_what_the_judge_accepts_retries_and_caches(tmp_path, judge_
     no_secret_anywhere(tmp_path, capsys.readouterr().out, caplog.text)
 
 
+def test_rows_other_filters_drop_are_never_sent_to_the_judge(tmp_path, judge_server, monkeypatch):
+    """The judge runs after the row filters: a row that is unreadable or too long costs no call, whatever its
+    answer; only a row that nothing but its verdict decides is asked."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    code = trace("p1", 0, f"So ${B}{{\\text{{seven halves}}}}$.", "7/2")
+    code["completion"] = code["completion"].replace("Sample 0.", "Sample 0.\n```python\nprint(7/2)\n```")
+    long = trace("p3", 0, f"So ${B}{{\\text{{twelve}}}}$.", "13")
+    long["completion_tokens"] = 5000
+    rows_in = [code, long, trace("p2", 0, f"So ${B}{{\\text{{two hundred}}}}$.", "200")]
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "shard-00000-of-00001.jsonl").write_text("".join(json.dumps(t) + "\n" for t in rows_in))
+    out = tmp_path / "sft"
+    assert run_filter(tmp_path, judge_server.url, out) == 0
+    assert dict(judge_server.answered) == {"two hundred": 1} and judge_server.hits == 1
+    stats = json.loads((out / "filter_stats.json").read_text())
+    assert (stats["judge"]["questions"], stats["judge"]["yes"]) == (1, 1)
+    assert {(r["id"], r["sample"]) for r in rows(out / "judged.jsonl")} == {("p2", 0)}
+    dropped = {(r["id"], r["sample"]): r for r in rows(out / "dropped.jsonl")}
+    assert "readability:code_block" in dropped["p1", 0]["failures"] and "judge" not in dropped["p1", 0]
+    assert "length:too_long" in dropped["p3", 0]["failures"] and "judge" not in dropped["p3", 0]
+    import datasets
+
+    assert [(r["id"], r["sample"]) for r in datasets.load_from_disk(str(out))] == [("p2", 0)]
+
+
 def test_an_unreachable_judge_keeps_the_rule_verdicts_and_says_so(tmp_path, monkeypatch, capsys):
     import socket
 

@@ -73,7 +73,18 @@ def test_nano_task_refuses_more_code_problems_than_exist(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "widen the range" in err
 
 
-def test_eval_custom_on_a_code_file_samples_and_scores_programs(task, tiny_qwen, tmp_path):
+def test_eval_custom_on_a_code_file_samples_and_scores_programs(task, tiny_qwen, tmp_path, monkeypatch):
+    """Each sampled program runs once, although lm-eval's hook and the stage's results.json both score it."""
+    from distill.verify import code_tests
+
+    ran: list[str] = []
+    real = code_tests.run_tests
+
+    def counted(program, tests, *args, **kwargs):
+        ran.append(json.dumps([program, repr(tests)]))
+        return real(program, tests, *args, **kwargs)
+
+    monkeypatch.setattr(code_tests, "run_tests", counted)
     out = tmp_path / "eval"
     assert main(["eval", "--task", "custom", "--data-file", str(task / "heldout.jsonl"), "--model", str(tiny_qwen),
                  "--backend", "hf", "--samples", "2", "--max-tokens", "12", "--limit", "3", "--out", str(out)]) == 0
@@ -81,6 +92,7 @@ def test_eval_custom_on_a_code_file_samples_and_scores_programs(task, tiny_qwen,
     assert results["verify_mode"] == "code" and results["n"] == 2 and results["num_problems"] == 3
     assert sum(results["status_counts"].values()) == 6 and "cons@2" not in results
     assert set(results["failure_kinds"]) <= {"wrong_answer", "error", "timeout", "no_code", "memory"}
+    assert ran and len(ran) == len(set(ran)) <= 6
 
 
 @pytest.mark.slow

@@ -183,18 +183,49 @@ def problem_metrics(completions: Sequence[str], gold: str, settings: VerifySetti
             if (k.startswith("pass@") or k.startswith("cons@")) and not isinstance(v, list) and "_" not in k}
 
 
+# Each program a model wrote runs once per process: under ``--model`` the lm-eval hook scores every problem as
+# it is sampled, then the stage scores all samples again for results.json, and that second pass (like a repeated
+# identical program) reads the verdict already found. Keyed by program, tests and limits; a sandbox that failed
+# to start is not remembered.
+_CODE_VERDICTS: dict[str, Any] = {}
+_CODE_VERDICTS_MAX = 200_000
+
+
+def _code_key(program: str | None, tests: Any, limits: Any) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps([program, tests, repr(limits)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def verify_code_problems(problems: Sequence[Any], *, limits: Any = None, workers: int | None = None,
                          prompt_has_think: bool = False, progress: bool = False) -> list[list[Any]]:
     """One :class:`~distill.verify.CodeVerdict` per completion of each
-    :class:`~distill.stages.evaluate.completions.CodeProblem`, every program run in the sandbox."""
-    from distill.verify import program_of, verify_code_batch
+    :class:`~distill.stages.evaluate.completions.CodeProblem`, every distinct program run in the sandbox once
+    per process (see ``_CODE_VERDICTS``)."""
+    from distill.verify import Limits, program_of, verify_code_batch
 
+    limits = limits or Limits()
     programs, tests = [], []
     for p in problems:
         for c in p.completions:
             programs.append(program_of(c, p.prompt, prompt_has_think=prompt_has_think))
             tests.append(p.tests)
-    flat = verify_code_batch(programs, tests, limits=limits, workers=workers, progress=progress) if programs else []
+    keys = [_code_key(program, t, limits) for program, t in zip(programs, tests)]
+    todo: dict[str, int] = {}                          # each program not seen yet, at its first place
+    for i, key in enumerate(keys):
+        if key not in _CODE_VERDICTS:
+            todo.setdefault(key, i)
+    found: dict[str, Any] = {}
+    if todo:
+        ran = verify_code_batch([programs[i] for i in todo.values()], [tests[i] for i in todo.values()],
+                                limits=limits, workers=workers, progress=progress)
+        found = dict(zip(todo, ran, strict=True))
+        if len(_CODE_VERDICTS) + len(found) > _CODE_VERDICTS_MAX:
+            _CODE_VERDICTS.clear()
+        _CODE_VERDICTS.update({k: v for k, v in found.items() if v.status != "sandbox_error"})
+    flat = [found[k] if k in found else _CODE_VERDICTS[k] for k in keys]
     out, start = [], 0
     for p in problems:
         out.append(flat[start:start + len(p.completions)])

@@ -1,8 +1,11 @@
 """The filter pipeline below the stage: verdicts, token counts, row filters (in parallel), dedup, selection.
 
 Order: every row goes through every enabled row filter (:data:`~distill.stages.filter.rules.ROW_FILTERS`),
-so each failing filter is recorded; rows that fail none are deduplicated within their problem, then at most
-k per problem are selected. The first recorded failure of a row is its drop reason.
+so each failing filter is recorded. Then, when the stage has a second opinion on verdicts (the generative
+judge), the rows that nothing but correctness drops are handed to it and their correctness is checked again:
+a row that is contaminated, incomplete, unreadable or too long is never sent out. Rows that fail no filter are
+deduplicated within their problem, then at most k per problem are selected. The first recorded failure of a
+row is its drop reason.
 
 Row filters run in worker processes (``forkserver``: safe beside the threads of tqdm or tokenizers) on
 chunks of rows; each worker times its filters and the times are summed (CPU seconds per filter).
@@ -13,7 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -178,12 +181,33 @@ def run_row_filters(traces: Sequence[Trace], ctx: FilterContext, names: list[str
     return results, seconds, n_workers
 
 
+def only_correctness_fails(failures: Sequence[str]) -> bool:
+    """Whether a row's failures (``"filter:reason"``) are all the correctness filter's (or there are none), so a
+    new verdict decides the row.
+
+    >>> only_correctness_fails(["correctness:incorrect"]), only_correctness_fails([])
+    (True, True)
+    >>> only_correctness_fails(["correctness:incorrect", "readability:code_block"])
+    False
+    """
+    return all(f.startswith("correctness:") for f in failures)
+
+
 def filter_traces(traces: Sequence[Trace], ctx: FilterContext, *, workers: int | None = None,
-                  progress: bool = True) -> Outcome:
-    """Run the enabled row filters, then dedup and selection; see the module docstring for the order."""
+                  progress: bool = True, settle: Callable[[list[Trace]], None] | None = None) -> Outcome:
+    """Run the enabled row filters, then dedup and selection; see the module docstring for the order.
+
+    ``settle`` (the generative judge) gets the rows whose fate only their verdict decides and may change their
+    ``verdict``; their correctness is then checked again. Its time is not counted among the filters'."""
     cfg = ctx.cfg
     names = enabled_row_filters(cfg)
     per_row, seconds, used = run_row_filters(traces, ctx, names, workers=workers, progress=progress)
+    if settle is not None:
+        open_rows = [i for i, failures in enumerate(per_row) if only_correctness_fails(failures)]
+        settle([traces[i] for i in open_rows])
+        recheck = ["correctness"] if "correctness" in names else []
+        for i in open_rows:
+            per_row[i] = check_row(traces[i], ctx, recheck, seconds)
     failures = {t.index: f for t, f in zip(traces, per_row) if f}
     survivors = [t for t in traces if t.index not in failures]
     if cfg.dedup:

@@ -16,8 +16,9 @@ num_tokens), ``parquet/<split>.parquet``, ``filter_stats.json``, ``dropped.jsonl
 key and reasons), ``lengths.png`` and ``run.json``. Everything is built in a ``.partial`` folder first and
 moved into place at the end, so an interrupted run leaves no half dataset; rerunning starts over (the
 inputs are never changed). With the generative judge (opt-in: :mod:`distill.stages.filter.judging`), the
-rows whose verdict the rules cannot settle are asked about before the filters run; ``judged.jsonl`` lists
-them and ``judge_cache.jsonl`` keeps its answers for the next run.
+rows whose verdict the rules cannot settle are asked about after the row filters, and only those that nothing
+but correctness would drop (a contaminated, incomplete, unreadable or too long row is never sent out);
+``judged.jsonl`` lists them and ``judge_cache.jsonl`` keeps its answers for the next run.
 
 Departures from the paper: the R1 paper names the readability criteria (mixed languages, long paragraphs,
 code blocks) but not their thresholds; ours are in the recipe. It does not say how it decontaminated; we
@@ -117,14 +118,17 @@ def _filter(cfg: FilterConfig, out: Path, folders: list[Path], judge: Judge | No
 
     verification, golds = verify_and_count(traces, cfg, timing)
     judged: dict[str, Any] = {"on": False}
-    if judge is not None:
+
+    def settle(rows: list[Trace]) -> None:          # the rows that only their verdict decides
+        nonlocal judged
         t0 = time.perf_counter()
-        judged = judge_traces(traces, cfg, judge)
+        judged = judge_traces(rows, cfg, judge)      # type: ignore[arg-type]
         timing["judge"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    outcome = filter_traces(traces, FilterContext(cfg, index), workers=cfg.workers)
-    timing["filters_wall"] = time.perf_counter() - t0
+    outcome = filter_traces(traces, FilterContext(cfg, index), workers=cfg.workers,
+                            settle=settle if judge is not None else None)
+    timing["filters_wall"] = time.perf_counter() - t0 - timing.get("judge", 0.0)
 
     hints = format_hints(traces, outcome, cfg)
     for hint in hints:
