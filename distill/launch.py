@@ -197,6 +197,54 @@ def shard_cpu_ranks(accelerator: Any, deepspeed_plugin: Any = None) -> str | Non
     return kind
 
 
+def adopt_cpu_sharding(trainer: Any) -> str | None:
+    """For a transformers ``Trainer`` subclass (TRL's SFT and GRPO trainers), called right after its
+    ``create_accelerator_and_postprocess``: CPU ranks launched with an FSDP or DeepSpeed config shard
+    (:func:`shard_cpu_ranks`) and the trainer's own switches follow, so it prepares, saves and (TRL) builds its
+    reference model as it does on GPU ranks. Returns the kind, None when nothing changed (every GPU run)."""
+    kind = shard_cpu_ranks(trainer.accelerator, trainer.args.deepspeed_plugin)
+    if kind == "fsdp":
+        trainer.is_fsdp_enabled = True
+        if trainer.accelerator.state.fsdp_plugin.activation_checkpointing and trainer.args.gradient_checkpointing:
+            raise DistillError("the FSDP config turns on fsdp_activation_checkpointing and the recipe "
+                               "gradient_checkpointing: keep one (recipes/accelerate/fsdp.yaml keeps the trainer's)")
+    elif kind == "deepspeed":
+        from transformers.integrations.deepspeed import propagate_args_to_deepspeed
+
+        trainer.is_deepspeed_enabled = True
+        propagate_args_to_deepspeed(trainer.accelerator, trainer.args)
+    return kind
+
+
+def rank0_only_weights(accelerator: Any) -> bool:
+    """Whether a model transformers loads on these ranks holds real weights on (local) rank 0 only.
+
+    With ``fsdp_cpu_ram_efficient_loading`` (``recipes/accelerate/fsdp.yaml``), ``from_pretrained`` fills every
+    other rank's copy with zeros (transformers' ``modeling_utils``, the FSDP branch for ranks other than local rank 0)
+    and counts on accelerate to broadcast rank 0's weights when it prepares the model for training. A model prepared
+    any other way (a frozen reference or teacher) keeps those zeros unless its stage broadcasts it."""
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    if plugin is None or accelerator.num_processes < 2:
+        return False
+    efficient = getattr(plugin, "cpu_ram_efficient_loading", None)
+    if efficient is None:
+        efficient = os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() == "true"
+    return bool(efficient)
+
+
+def sharding_of(accelerator: Any) -> dict[str, Any]:
+    """run.json's record of how the ranks held the model: accelerate's distributed type (NO, MULTI_GPU, MULTI_CPU,
+    FSDP, DEEPSPEED) with the FSDP version or ZeRO stage, as the Accelerator will prepare it."""
+    state = accelerator.state
+    kind = getattr(state.distributed_type, "value", str(state.distributed_type))
+    out: dict[str, Any] = {"distributed_type": kind}
+    if kind == "FSDP":
+        out["fsdp_version"] = state.fsdp_plugin.fsdp_version
+    elif kind == "DEEPSPEED":
+        out["zero_stage"] = state.deepspeed_plugin.zero_stage
+    return out
+
+
 def process_group_timeout() -> float | None:
     """Seconds the default process group's collectives wait before failing (what ``ddp_timeout`` sets); None without
     a process group, or when the backend does not say."""

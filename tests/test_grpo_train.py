@@ -260,6 +260,42 @@ def test_two_cpu_ranks_through_accelerate_launch(tiny_qwen, tmp_path, cpu_ranks)
     assert run(again) == out and (out / "run.json").read_text() == before   # finished: not launched again
 
 
+@pytest.mark.multiproc
+@pytest.mark.slow
+def test_fsdp_on_two_cpu_ranks_shards_and_trains_as_ddp_does(tiny_qwen, tmp_path, cpu_ranks):
+    """--strategy fsdp on 2 CPU ranks really shards (accelerate alone would run DDP): policy and reference model
+    are FSDP2 modules, the held-out eval's generate stays in step across ranks, checkpoints hold FSDP state, the
+    final model reloads whole. From the same seed its first step's rollouts are DDP's, and its KL and loss match
+    (the reference holds the real weights on both ranks: distill.stages.grpo.reference)."""
+    from transformers import AutoModelForCausalLM
+
+    from distill.stages.grpo.stage import run
+
+    data = _problems(tmp_path / "problems.jsonl", 24)
+    runs = {}
+    for strategy in ("ddp", "fsdp"):
+        cfg = _cfg(tiny_qwen, data, tmp_path / strategy, max_steps=2, per_device_train_batch_size=4,
+                   max_completion_length=8, eval_every=1, save_steps=2, num_processes=2, strategy=strategy)
+        out = run(cfg)
+        runs[strategy] = (json.loads((out / "run.json").read_text()),
+                          [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()])
+    ddp, fsdp = runs["ddp"], runs["fsdp"]
+    assert ddp[0]["sharding"] == {"distributed_type": "MULTI_CPU"}
+    assert fsdp[0]["sharding"] == {"distributed_type": "FSDP", "fsdp_version": 2}
+    assert fsdp[0]["status"] == "complete" and fsdp[0]["counts"]["steps"] == 2
+    assert [json.loads(x)["step"] for x in (tmp_path / "fsdp" / "eval.jsonl").read_text().splitlines()] == [0, 1, 2]
+    assert list((tmp_path / "fsdp" / "checkpoints").glob("checkpoint-2/pytorch_model_fsdp*"))
+    first_ddp, first_fsdp = ddp[1][0], fsdp[1][0]
+    assert first_fsdp["completion_length"] == first_ddp["completion_length"]
+    assert first_fsdp["reward"] == pytest.approx(first_ddp["reward"], abs=1e-6)
+    # At step 1 the policy is the reference: KL 0. TRL's FSDP2 reference alone held zeros on rank 1 (KL 0.063).
+    assert first_ddp["kl"] == first_fsdp["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert first_fsdp["loss"] == pytest.approx(first_ddp["loss"], rel=1e-3, abs=1e-6)
+    assert fsdp[1][1]["kl"] == pytest.approx(ddp[1][1]["kl"], rel=0.05, abs=1e-5)
+    base, final = AutoModelForCausalLM.from_pretrained(tiny_qwen), AutoModelForCausalLM.from_pretrained(tmp_path / "fsdp")
+    assert {k: v.shape for k, v in final.state_dict().items()} == {k: v.shape for k, v in base.state_dict().items()}
+
+
 @pytest.mark.gpu
 def test_vllm_colocate_rollouts_on_a_gpu(tiny_qwen, tmp_path):
     """The GPU path: TRL's vLLM engine colocated with training, weights synced every step. Needs CUDA + vllm."""

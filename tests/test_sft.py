@@ -139,7 +139,7 @@ def test_finished_student_is_not_retrained(trained, tiny_qwen, dataset_dir, caps
 
     before = (trained / "model.safetensors").stat().st_mtime_ns
     run(make_cfg(tiny_qwen, dataset_dir, trained))
-    assert "already holds this student" in capsys.readouterr().out
+    assert "already holds a finished run of this config" in capsys.readouterr().out
     assert (trained / "model.safetensors").stat().st_mtime_ns == before
     with pytest.raises(DistillError, match="trained with other settings"):
         run(make_cfg(tiny_qwen, dataset_dir, trained, learning_rate=1e-4))

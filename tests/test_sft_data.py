@@ -420,25 +420,25 @@ def test_output_folder_decisions(tmp_path):
 
     out = tmp_path / "student"
     cfg = SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out))
-    assert prepare_out(cfg, out) .resume_from is None
+    assert prepare_out(cfg, out).checkpoint is None
     ckpt = out / "checkpoints" / "checkpoint-8"
     ckpt.mkdir(parents=True)
     (ckpt / "trainer_state.json").write_text("{}")
     (out / "checkpoints" / "checkpoint-12").mkdir()                             # cut short by a kill
     (out / "run.json").write_text(json.dumps({"stage": "sft", "status": "running",
                                               "train_fingerprint": train_fingerprint(cfg)}))
-    assert prepare_out(cfg, out).resume_from == ckpt                           # same settings: resume
+    assert prepare_out(cfg, out).checkpoint == ckpt                           # same settings: resume
     other = SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out), learning_rate=1.0)
-    with pytest.raises(DistillError, match="pass --resume to continue from it anyway, or --overwrite"):
+    with pytest.raises(DistillError, match="pass --resume to continue from it anyway, --overwrite to start over"):
         prepare_out(other, out)
     assert prepare_out(SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out), learning_rate=1.0, resume=True),
-                       out).resume_from == ckpt
+                       out).checkpoint == ckpt
     (out / "run.json").write_text(json.dumps({"stage": "sft", "status": "complete",
                                               "train_fingerprint": train_fingerprint(cfg)}))
-    assert prepare_out(cfg, out).complete
+    assert prepare_out(cfg, out).done
     with pytest.raises(DistillError, match="trained with other settings"):
         prepare_out(other, out)
-    assert prepare_out(SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out), overwrite=True), out).resume_from is None
+    assert prepare_out(SFTStageConfig(student="tiny-qwen", max_length=1024, out=str(out), overwrite=True), out).checkpoint is None
     assert [p.name for p in out.iterdir()] == [MARKER]                            # emptied, still ours
     traces = outdir_prepare(tmp_path / "traces", "generate", overwrite=False)
     (traces / "shard-00000-of-00001.jsonl").write_text("{}\n")
@@ -560,7 +560,7 @@ def test_a_changed_dataset_is_never_taken_for_the_one_a_student_was_trained_on(t
     (out).mkdir()
     (out / "run.json").write_text(json.dumps({"stage": "sft", "status": "complete", "dataset_identity": first,
                                               "train_fingerprint": train_fingerprint(cfg)}))
-    assert prepare_out(cfg, out).complete
+    assert prepare_out(cfg, out).done
     RunRecord("filter", SFTStageConfig(student="tiny-qwen", max_length=128)).write(data)  # filtered again
     assert dataset_identity(str(data)) != first
     with pytest.raises(DistillError, match="earlier version of .*sft-data"):

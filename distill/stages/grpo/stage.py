@@ -36,13 +36,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distill import outdir
 from distill.config import config_to_dict
 from distill.data.jsonl import read_jsonl
 from distill.errors import DistillError
-from distill.launch import launch_recipe, relaunch_stage, should_relaunch, started_by_relaunch
+from distill.launch import (
+    adopt_cpu_sharding,
+    launch_recipe,
+    relaunch_stage,
+    sharding_of,
+    should_relaunch,
+)
 from distill.models import require_folder
-from distill.runinfo import RunRecord, read_run
+from distill.run_start import Start, decide_on_main, decide_start
+from distill.runinfo import RunRecord
 from distill.stages.grpo.config import GRPOStageConfig
 from distill.stages.grpo.data import prepare, r1_zero_chat_template
 from distill.stages.grpo.heldout import EvalSettings, HeldOutEval
@@ -63,7 +69,7 @@ def run(cfg: GRPOStageConfig) -> Path:
     out = Path(cfg.out)
     if should_relaunch(cfg.num_processes, cfg.accelerate_config):
         # train() on num_processes ranks; --overwrite is acted on here, before the launch (see distill.launch)
-        return relaunch_stage("grpo", cfg, out, finished=lambda: _prepare_out(cfg, out)[0], cuda=cuda_available,
+        return relaunch_stage("grpo", cfg, out, finished=lambda: _prepare_out(cfg, out).done, cuda=cuda_available,
                               bf16=cfg.bf16 is not False)
     return train(cfg)
 
@@ -87,9 +93,11 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
                         have_vllm=vllm_installed())
     args = make_grpo_config(kwargs)              # also sets up the process group under accelerate
     main_process = args.process_index == 0
-    done, resume_from = _decide_start(cfg, out, args)
-    if done:
+    start = decide_on_main(lambda: _prepare_out(cfg, out), process_index=args.process_index,
+                           world_size=args.world_size)
+    if start.done:
         return out                                   # finished earlier with the same config
+    resume_from = start.checkpoint
 
 
     tokenizer = _load_tokenizer(cfg)
@@ -111,6 +119,7 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
 
     trainer, stop = _build_trainer(cfg, args, setup, tokenizer, data, out, record,
                                                resuming=resume_from is not None)
+    record.extra["sharding"] = sharding_of(trainer.accelerator)
     if main_process:                                  # rows logged after the checkpoint are redone
         _trim_logs(out, _checkpoint_step(resume_from) if resume_from else 0)
     started = time.time()
@@ -159,65 +168,12 @@ def _same_run(previous: dict[str, Any], cfg: GRPOStageConfig) -> bool:
     return strip(previous.get("config") or {}) == strip(json.loads(json.dumps(config_to_dict(cfg), default=str)))
 
 
-def _decide_start(cfg: GRPOStageConfig, out: Path, args: Any) -> tuple[bool, Path | None]:
-    """The main process inspects --out; every process gets its decision (or its error)."""
-    decision: Any
-    if args.process_index == 0:
-        try:
-            decision = _prepare_out(cfg, out)
-        except DistillError as exc:
-            decision = exc
-    else:
-        decision = None
-    if args.world_size > 1:
-        from accelerate.utils import broadcast_object_list
-
-        decision = broadcast_object_list([decision])[0]
-    if isinstance(decision, DistillError):
-        raise decision
-    return decision[0], decision[1]
-
-
-def _prepare_out(cfg: GRPOStageConfig, out: Path) -> tuple[bool, Path | None]:
-    """``(done, checkpoint)``: done when --out already holds this finished run; else the checkpoint to resume
-    from (None: start fresh).
-
-    Rerunning the same command resumes from the last checkpoint (``--resume`` also continues a run whose settings
-    changed, e.g. a finished run given more ``max_steps``); a folder holding something else is never reused
-    silently.
-    """
-    from transformers.trainer_utils import get_last_checkpoint
-
-
-    if not started_by_relaunch():
-        # Only the launching process acts on --overwrite, and only on a folder 'distill grpo' made.
-        outdir.prepare_out(out, "grpo", overwrite=cfg.overwrite)
-    ckpt_dir = out / CHECKPOINTS
-    previous = read_run(out)
-    if previous is not None and previous.get("stage") != "grpo":
-        raise DistillError(f"{out} holds the output of 'distill {previous.get('stage')}': choose another --out")
-    same = previous is not None and _same_run(previous, cfg)
-    found = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    last = Path(found) if found else None
-    if previous is not None and previous.get("status") == "complete":
-        if same:
-            print(f"grpo: {out} already holds a finished run of this config; nothing to do (--overwrite to redo it)")
-            return True, None
-        if cfg.resume and last is not None:
-            return False, last
-        raise DistillError(f"{out} holds a finished run with other settings: pass --resume to continue it from "
-                           f"{last.name if last else 'its last checkpoint'} with these settings, --overwrite to start "
-                           "over, or another --out")
-    if last is not None:
-        if cfg.resume or same:
-            return False, last
-        raise DistillError(f"{out} holds checkpoints (last: {last.name}) of a run with other settings: pass --resume "
-                           "to continue from it anyway, --overwrite to start over, or another --out")
-    if previous is None and out.is_dir() and any(p.name not in (CHECKPOINTS, LAUNCH_RECIPE, outdir.MARKER) for p in out.iterdir()):
-        raise DistillError(f"{out} exists and holds other files: choose another --out, or pass --overwrite")
-    if cfg.resume:
-        log.warning("--resume: no checkpoint in %s yet; starting from step 0", ckpt_dir)
-    return False, None
+def _prepare_out(cfg: GRPOStageConfig, out: Path) -> Start:
+    """Done, resume or start fresh (:func:`distill.run_start.decide_start`). Rerunning the same command resumes from
+    the last complete checkpoint; ``--resume`` also continues a run whose settings changed (a finished run given
+    more ``max_steps``)."""
+    return decide_start("grpo", out, checkpoints=CHECKPOINTS, overwrite=cfg.overwrite, resume=cfg.resume,
+                        same=lambda previous: _same_run(previous, cfg), ours=(LAUNCH_RECIPE,))
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -256,7 +212,6 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
                    record: RunRecord, *, resuming: bool) -> tuple[Any, Any]:
     import datasets
     from transformers import ProgressCallback as HFProgress
-    from trl import GRPOTrainer
 
     from distill.stages.grpo.callbacks import HeldOutCallback, MetricsCallback, ProgressCallback
     from distill.training_stop import GracefulStop, OnSave
@@ -281,13 +236,34 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
 
     callbacks.append(OnSave(refresh_run_json))
     try:
-        trainer = GRPOTrainer(model=cfg.model, reward_funcs=setup.funcs + [w.reward_fn() for w in watchers], args=args,
-                              train_dataset=datasets.Dataset.from_list(data.train), processing_class=tokenizer,
-                              callbacks=callbacks)
+        trainer = _trainer_class()(model=cfg.model, reward_funcs=setup.funcs + [w.reward_fn() for w in watchers],
+                                   args=args, train_dataset=datasets.Dataset.from_list(data.train),
+                                   processing_class=tokenizer, callbacks=callbacks)
     except OSError as exc:
         raise DistillError(f"could not load the model {cfg.model!r}: {exc}") from None
     trainer.remove_callback(HFProgress)
     return trainer, stop
+
+
+def _trainer_class() -> Any:
+    """TRL's GRPOTrainer, whose accelerator also shards CPU ranks launched with an FSDP or DeepSpeed config
+    (:func:`distill.launch.adopt_cpu_sharding`: accelerate alone trains them as DDP, reference model included), and
+    whose FSDP2 reference model holds the real starting weights on every rank, GPU or CPU
+    (:mod:`distill.stages.grpo.reference`)."""
+    from trl import GRPOTrainer
+
+    from distill.stages.grpo.reference import broadcast_reference
+
+    class DistillGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            broadcast_reference(self)       # FSDP2: TRL shards the reference from zeros on ranks > 0
+
+        def create_accelerator_and_postprocess(self) -> None:
+            super().create_accelerator_and_postprocess()
+            adopt_cpu_sharding(self)
+
+    return DistillGRPOTrainer
 
 
 def _save_final(cfg: GRPOStageConfig, trainer: Any, tokenizer: Any, out: Path, main_process: bool) -> None:

@@ -15,10 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from distill import outdir
-from distill.errors import DistillError
-from distill.launch import launch_recipe, started_by_relaunch
-from distill.runinfo import read_run
+from distill.launch import launch_recipe
+from distill.run_start import Start, decide_start
 from distill.stages.opd.args import CHECKPOINTS
 from distill.stages.opd.config import OPDConfig
 from distill.weights import to_bf16
@@ -34,50 +32,12 @@ def train_fingerprint(cfg: OPDConfig) -> str:
     return hashlib.sha256(json.dumps(cfg.trains(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    """The highest ``checkpoint-N`` holding ``trainer_state.json`` (written last); one cut short by a kill is
-    skipped, and the steps it stood for are trained again."""
-    found = []
-    for p in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        suffix = p.name.rsplit("-", 1)[-1]
-        if p.is_dir() and suffix.isdigit():
-            if (p / "trainer_state.json").is_file():
-                found.append((int(suffix), p))
-            else:
-                log.warning("%s is incomplete (interrupted while saving); it is skipped", p)
-    return max(found)[1] if found else None
-
-
-def decide_start(cfg: OPDConfig, out: Path) -> tuple[bool, Path | None]:
-    """``(done, checkpoint)``: done when ``out`` already holds this finished run; else the checkpoint to resume from
-    (None: a fresh start). A folder holding anything else is refused with the way out, never reused silently."""
-    if not started_by_relaunch():       # only the launching process acts on --overwrite
-        outdir.prepare_out(out, "opd", overwrite=cfg.overwrite)
-    previous = read_run(out)
-    if previous is not None and previous.get("stage") != "opd":
-        raise DistillError(f"{out} holds the output of 'distill {previous.get('stage')}': choose another --out")
-    same = previous is not None and previous.get("train_fingerprint") == train_fingerprint(cfg)
-    last = last_checkpoint(out / CHECKPOINTS)
-    if previous is not None and previous.get("status") == "complete":
-        if same:
-            print(f"opd: {out} already holds a finished run of this config; nothing to do (--overwrite to redo it)")
-            return True, None
-        if cfg.resume and last is not None:
-            return False, last
-        raise DistillError(f"{out} holds a finished run with other settings: pass --overwrite to start over, or "
-                           "another --out")
-    if last is not None:
-        if cfg.resume or same:
-            print(f"opd: resuming from {last.name}")
-            return False, last
-        raise DistillError(f"{out} holds checkpoints (last: {last.name}) of a run with other settings: pass --resume "
-                           "to continue from it anyway, --overwrite to start over, or another --out")
-    ours = (CHECKPOINTS, LAUNCH_RECIPE, outdir.MARKER, "run.json", "metrics.jsonl", "plots")
-    if out.is_dir() and any(p.name not in ours for p in out.iterdir()):
-        raise DistillError(f"{out} exists and holds other files: choose another --out, or pass --overwrite")
-    if cfg.resume:
-        log.warning("--resume: no checkpoint in %s yet; starting from step 0", out / CHECKPOINTS)
-    return False, None
+def prepare_out(cfg: OPDConfig, out: Path) -> Start:
+    """Done, resume or start fresh (:func:`distill.run_start.decide_start`); a folder holding anything else is
+    refused with the way out, never reused silently."""
+    fp = train_fingerprint(cfg)
+    return decide_start("opd", out, checkpoints=CHECKPOINTS, overwrite=cfg.overwrite, resume=cfg.resume,
+                        same=lambda previous: previous.get("train_fingerprint") == fp, ours=(LAUNCH_RECIPE,))
 
 
 def save_student(trainer: Any, tokenizer: Any, student: str, out: Path, *, main_process: bool, bf16: bool) -> None:

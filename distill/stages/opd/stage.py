@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
-from distill.launch import relaunch_stage, should_relaunch
+from distill.launch import relaunch_stage, sharding_of, should_relaunch
 from distill.models import require_folder
+from distill.run_start import decide_on_main
 from distill.runinfo import RunRecord
 from distill.stages.opd.args import cuda_available, make_trl_config, trl_kwargs, vllm_installed
 from distill.stages.opd.config import OPDConfig
-from distill.stages.opd.output import decide_start, remove_checkpoints, save_student, train_fingerprint
+from distill.stages.opd.output import prepare_out, remove_checkpoints, save_student, train_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def run(cfg: OPDConfig) -> Path:
     check_inputs(cfg)
     out = Path(cfg.out)
     if should_relaunch(cfg.num_processes, cfg.accelerate_config):
-        return relaunch_stage("opd", cfg, out, finished=lambda: decide_start(cfg, out)[0], cuda=cuda_available,
+        return relaunch_stage("opd", cfg, out, finished=lambda: prepare_out(cfg, out).done, cuda=cuda_available,
                               bf16=cfg.bf16 is not False)
     return train(cfg)
 
@@ -76,9 +77,11 @@ def train(cfg: OPDConfig) -> Path:
     kwargs = trl_kwargs(cfg, cuda=cuda_available(), have_vllm=vllm_installed())
     args = make_trl_config(kwargs)                 # also sets up the process group under accelerate
     main_process = args.process_index == 0
-    done, resume_from = _decide(cfg, out, args)
-    if done:
+    start = decide_on_main(lambda: prepare_out(cfg, out), process_index=args.process_index,
+                           world_size=args.world_size)
+    if start.done:
         return out
+    resume_from = start.checkpoint
     data = prepare(cfg, tokenizer)
     record = RunRecord("opd", cfg, inputs={k: v for k, v in (("student", cfg.student), ("teacher", cfg.teacher),
                                                                 ("dataset", cfg.dataset),
@@ -95,6 +98,7 @@ def train(cfg: OPDConfig) -> Path:
     if main_process:
         record.write(out, status="partial")
     trainer, stop = _build_trainer(cfg, args, tokenizer, data, out, record)
+    record.extra["sharding"] = sharding_of(trainer.accelerator)
     started = time.time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = record.counts["steps"] = trainer.state.global_step
@@ -123,23 +127,6 @@ def train(cfg: OPDConfig) -> Path:
 def _divergence_name(beta: float) -> str:
     return {1.0: "reverse KL(student || teacher)", 0.0: "forward KL(teacher || student)"}.get(
         beta, f"generalized JSD (beta {beta})")
-
-
-def _decide(cfg: OPDConfig, out: Path, args: Any) -> tuple[bool, Path | None]:
-    """The main process inspects --out; every process gets its decision (or its error)."""
-    decision: Any = None
-    if args.process_index == 0:
-        try:
-            decision = decide_start(cfg, out)
-        except DistillError as exc:
-            decision = exc
-    if args.world_size > 1:
-        from accelerate.utils import broadcast_object_list
-
-        decision = broadcast_object_list([decision])[0]
-    if isinstance(decision, DistillError):
-        raise decision
-    return decision[0], decision[1]
 
 
 def load_tokenizers(cfg: OPDConfig) -> Any:

@@ -1,6 +1,6 @@
 """TRL's ``IWOPDTrainer`` (JSD mode) with what ``distill opd`` needs around it, and nothing changed in its loss.
 
-Only the training code imports this module (it imports TRL's experimental package at module level). Three things
+Only the training code imports this module (it imports TRL's experimental package at module level). Five things
 differ from the trainer as TRL 1.16 ships it, each for a reason found by running it:
 
 - **Data order that resumes.** TRL repeats each collated generation batch with a wrapper around the dataloader;
@@ -15,6 +15,9 @@ differ from the trainer as TRL 1.16 ships it, each for a reason found by running
 - **Metrics TRL does not log:** the mean log-probability the student and the teacher give the sampled tokens (their
   difference is the sampled-token estimate of the per-token reverse KL), and the accuracy of the student's
   on-policy samples against the gold answers (:mod:`distill.verify`).
+- **CPU ranks shard.** Launched with an FSDP or DeepSpeed config, CPU ranks get the plugin accelerate 1.15 drops for
+  them (:func:`distill.launch.adopt_cpu_sharding`), so ``--strategy fsdp`` on CPU is FSDP, as on GPUs, not DDP.
+- **The teacher is the real one on every rank** under FSDP with CPU-RAM-efficient loading (:func:`broadcast_teacher`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,28 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     return torch.cat(out, dim=1) if out else logits.new_zeros(tokens.shape, dtype=torch.float32)
 
 
+def broadcast_teacher(trainer: Any) -> bool:
+    """Give every rank rank 0's teacher weights when only rank 0 loaded real ones (FSDP with
+    ``fsdp_cpu_ram_efficient_loading``: :func:`distill.launch.rank0_only_weights`); whether it did.
+
+    TRL prepares the in-process teacher with ``accelerator.prepare_model(teacher, evaluation_mode=True)``, which under
+    FSDP (1 or 2) only moves it to the device: it is neither sharded nor broadcast, so every rank but 0 scored the
+    student's samples with a teacher of zeros. On 2 CPU ranks the first step's teacher log-probability read -7.08
+    where DDP's, from the real teacher, was -7.22 (``tests/test_opd.py``). Each rank keeps a whole teacher, as TRL
+    has it; this only makes it the real one."""
+    from distill.launch import rank0_only_weights
+
+    teacher = getattr(trainer, "teacher_model", None)
+    if teacher is None or not rank0_only_weights(trainer.accelerator):
+        return False
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in trainer.accelerator.unwrap_model(teacher).state_dict().values():
+            dist.broadcast(tensor, src=0)
+    return True
+
+
 class OPDTrainer(IWOPDTrainer):
     """``IWOPDTrainer`` with a resumable data order, per-micro-batch loss normalisation and extra metrics."""
 
@@ -58,9 +83,17 @@ class OPDTrainer(IWOPDTrainer):
     def __init__(self, *args: Any, golds: dict[str, str] | None = None, scorer: Scorer | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        broadcast_teacher(self)
         self._golds = golds or {}
         self._scorer = scorer
         self._teacher_seen: Any = None
+
+    def create_accelerator_and_postprocess(self) -> None:
+        """CPU ranks launched with an FSDP or DeepSpeed config shard as GPU ranks do (accelerate alone runs DDP)."""
+        from distill.launch import adopt_cpu_sharding
+
+        super().create_accelerator_and_postprocess()
+        adopt_cpu_sharding(self)
 
     # ------------------------------------------------------------------ data order (see the module docstring)
     def _get_train_sampler(self, dataset: Any = None) -> Any:

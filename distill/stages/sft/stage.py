@@ -30,12 +30,13 @@ from distill.errors import DistillError
 from distill.launch import relaunch_stage, should_relaunch
 from distill.memory_plan import format_plan, make_plan
 from distill.models import require_folder
+from distill.run_start import decide_on_main
 from distill.stages.sft.chat import install_chat_template, pick_format
 from distill.stages.sft.config import SFTStageConfig
 from distill.stages.sft.data import load_sft_dataset, token_lengths
 from distill.stages.sft.export import export_student, finish, release_memory
 from distill.stages.sft.lora import quantization_config
-from distill.stages.sft.output import ADAPTER, OutState, prepare_out
+from distill.stages.sft.output import ADAPTER, prepare_out
 from distill.stages.sft.trainer import Setup, build, fit, packing_attention_warning, sft_arguments
 from distill.students import Student, get_student
 
@@ -119,16 +120,9 @@ def run(cfg: SFTStageConfig) -> Path:
     out = Path(cfg.out)
     if should_relaunch(cfg.num_processes, cfg.accelerate_config):
         # train() on num_processes ranks; --overwrite is acted on here, before the launch (see distill.launch)
-        return relaunch_stage("sft", cfg, out, finished=lambda: _finished(cfg, out, prepare_out(cfg, out)),
+        return relaunch_stage("sft", cfg, out, finished=lambda: prepare_out(cfg, out).done,
                               cuda=_cuda, bf16=bool(cfg.bf16))
     return train(cfg, student, model_src, out)
-
-
-def _finished(cfg: SFTStageConfig, out: Path, state: OutState, *, main: bool = True) -> bool:
-    """Whether ``out`` already holds this student (the main process says so)."""
-    if state.complete and main:
-        print(f"sft {cfg.student}: {out} already holds this student (run.json complete); --overwrite to retrain")
-    return state.complete
 
 
 def train(cfg: SFTStageConfig, student: Student, model_src: str, out: Path) -> Path:
@@ -144,17 +138,17 @@ def train(cfg: SFTStageConfig, student: Student, model_src: str, out: Path) -> P
     # here keeps one value on every path: GPU and CPU ranks, DeepSpeed (deepspeed.comm takes it too) and FSDP.
     dist = PartialState(cpu=not cuda, timeout=timedelta(seconds=cfg.ddp_timeout))
     main = dist.is_main_process
-    with dist.main_process_first():
-        state = prepare_out(cfg, out, is_main=main)
-    if _finished(cfg, out, state, main=main):
+    state = decide_on_main(lambda: prepare_out(cfg, out), process_index=dist.process_index,
+                           world_size=dist.num_processes)
+    if state.done:
         return out
     setup = build(cfg, student, model_src, out, dist)
     record = setup.record
-    record.extra["resumed_from"] = str(state.resume_from) if state.resume_from else None
+    record.extra["resumed_from"] = str(state.checkpoint) if state.checkpoint else None
     if main:
         record.write(out, status="running")
-        _print_start(cfg, setup, state)
-    metrics, final_step = fit(setup, out, state.resume_from, main=main)
+        _print_start(cfg, setup)
+    metrics, final_step = fit(setup, out, state.checkpoint, main=main)
 
     # -------------------------------------------------------------- save the student
     setup.model.config.use_cache = True
@@ -168,14 +162,13 @@ def train(cfg: SFTStageConfig, student: Student, model_src: str, out: Path) -> P
         release_memory()
     export_student(cfg, model_src, out, tokenizer, cuda=cuda)
     finish(cfg, record, out, metrics, final_step=final_step, model_src=model_src,
-           resumed=state.resume_from is not None)
+           resumed=state.checkpoint is not None)
     return out
 
 
-def _print_start(cfg: SFTStageConfig, setup: Setup, state: OutState) -> None:
+def _print_start(cfg: SFTStageConfig, setup: Setup) -> None:
     stats = setup.stats
     print(f"sft {cfg.student}: {stats.kept:,} examples ({stats.tokens:,} tokens"
           + (f", {stats.overlong} longer than {cfg.max_length} dropped" if cfg.overlong == "drop"
              and stats.overlong else "")
-          + f") in {len(setup.trainer.train_dataset):,} rows; {setup.dist.num_processes} process(es)"
-          + (f"; resuming from {state.resume_from.name}" if state.resume_from else ""), flush=True)
+          + f") in {len(setup.trainer.train_dataset):,} rows; {setup.dist.num_processes} process(es)", flush=True)

@@ -135,7 +135,7 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
     from accelerate.utils import gather_object
     from trl import SFTConfig
 
-    from distill.launch import process_group_timeout
+    from distill.launch import process_group_timeout, sharding_of
     from distill.stages.sft.callbacks import LossRecorder
     from distill.training_stop import GracefulStop
 
@@ -190,41 +190,18 @@ def build(cfg: SFTStageConfig, student: Student, model_src: str, out: Path, dist
 
 def _trainer_class() -> Any:
     """TRL's SFTTrainer, whose accelerator also shards CPU ranks launched with an FSDP or DeepSpeed config
-    (:func:`distill.launch.shard_cpu_ranks`: accelerate alone trains them as DDP); GPU ranks are left to accelerate."""
+    (:func:`distill.launch.adopt_cpu_sharding`: accelerate alone trains them as DDP); GPU ranks are left to
+    accelerate."""
     from trl import SFTTrainer
 
-    from distill.launch import shard_cpu_ranks
+    from distill.launch import adopt_cpu_sharding
 
     class DistillSFTTrainer(SFTTrainer):  # type: ignore[misc]
         def create_accelerator_and_postprocess(self) -> None:
             super().create_accelerator_and_postprocess()
-            kind = shard_cpu_ranks(self.accelerator, self.args.deepspeed_plugin)
-            if kind == "fsdp":
-                self.is_fsdp_enabled = True
-                if self.accelerator.state.fsdp_plugin.activation_checkpointing and self.args.gradient_checkpointing:
-                    raise DistillError("the FSDP config turns on fsdp_activation_checkpointing and the recipe "
-                                       "gradient_checkpointing: keep one (recipes/accelerate/fsdp.yaml keeps the "
-                                       "trainer's)")
-            elif kind == "deepspeed":
-                from transformers.integrations.deepspeed import propagate_args_to_deepspeed
-
-                self.is_deepspeed_enabled = True
-                propagate_args_to_deepspeed(self.accelerator, self.args)
+            adopt_cpu_sharding(self)
 
     return DistillSFTTrainer
-
-
-def sharding_of(accelerator: Any) -> dict[str, Any]:
-    """run.json's record of how the ranks held the model: accelerate's distributed type (NO, MULTI_GPU, MULTI_CPU,
-    FSDP, DEEPSPEED) with the FSDP version or ZeRO stage, as the Accelerator will prepare it."""
-    state = accelerator.state
-    kind = getattr(state.distributed_type, "value", str(state.distributed_type))
-    out: dict[str, Any] = {"distributed_type": kind}
-    if kind == "FSDP":
-        out["fsdp_version"] = state.fsdp_plugin.fsdp_version
-    elif kind == "DEEPSPEED":
-        out["zero_stage"] = state.deepspeed_plugin.zero_stage
-    return out
 
 
 def _load_base(cfg: SFTStageConfig, model_src: str) -> tuple[Any, Any]:
