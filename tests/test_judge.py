@@ -349,6 +349,40 @@ def test_eval_rescoring_counts_the_judge_and_a_rerun_asks_nothing(tmp_path, judg
     no_secret_anywhere(out, *capsys.readouterr())
 
 
+def test_eval_with_a_model_asks_the_judge_about_its_own_samples(tmp_path, tiny_qwen, judge_server, monkeypatch,
+                                                               capsys):
+    """The --model path: lm-eval samples a tiny model, and the samples the rules cannot settle go to the judge with
+    their problem's text from the data file; a rerun with --overwrite samples again and asks only the cache."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    prompts: list[str] = []
+    reply = judge_server.reply
+    judge_server.reply = lambda prompt, auth: prompts.append(prompt) or reply(prompt, auth)
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"id": "a", "problem": "Halve seven.", "answer": "7/2"}) + "\n"
+                    + json.dumps({"id": "b", "problem": "Ten times twenty?", "answer": "200"}) + "\n")
+    out = tmp_path / "eval"
+    args = ["eval", "--task", "custom", "--data-file", str(data), "--model", str(tiny_qwen), "--backend", "hf",
+            "--samples", "2", "--max-tokens", "8", "--out", str(out), "--verify-workers", "0",
+            *judge_flags(judge_server.url)]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    samples = rows(out / "samples.jsonl")
+    asked = [s for s in samples if "judge" in s]
+    assert len(samples) == 4 and asked, "a tiny model's 8 tokens hold no boxed answer: the judge is asked"
+    assert res["judge"]["questions"] == res["judge"]["calls"] == len(asked) == len(prompts)
+    assert set(res["judge"]["by_reason"]) <= {"unparsed", "uncomparable", "incorrect"}
+    assert all(s["judge"]["decision"] == "no" and not s["correct"] for s in asked)     # the script says No
+    texts = {"a": "Halve seven.", "b": "Ten times twenty?"}
+    assert all(any(t in prompt for t in texts.values()) for prompt in prompts)
+    assert all(texts[s["id"]] in "".join(prompts) for s in asked)
+    no_secret_anywhere(out, *capsys.readouterr())
+
+    hits = judge_server.hits
+    assert main([*args, "--overwrite"]) == 0
+    again = json.loads((out / "results.json").read_text())["judge"]
+    assert judge_server.hits == hits and again["calls"] == 0 and again["cache_hits"] == len(asked)
+
+
 def test_judged_verdict_keeps_the_answer_and_says_who_decided():
     from distill.verify.judge import Judgement, apply_judgement
 
