@@ -216,6 +216,15 @@ def adopt_cpu_sharding(trainer: Any) -> str | None:
     return kind
 
 
+class ShardsCpuRanks:
+    """Mixin for the trainers (TRL's SFT, GRPO and IW-OPD trainers): put it first among the bases and
+    :func:`adopt_cpu_sharding` runs right after the trainer makes its accelerator."""
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()  # type: ignore[misc]
+        adopt_cpu_sharding(self)
+
+
 def rank0_only_weights(accelerator: Any) -> bool:
     """Whether a model transformers loads on these ranks holds real weights on (local) rank 0 only.
 
@@ -223,13 +232,8 @@ def rank0_only_weights(accelerator: Any) -> bool:
     other rank's copy with zeros (transformers' ``modeling_utils``, the FSDP branch for ranks other than local rank 0)
     and counts on accelerate to broadcast rank 0's weights when it prepares the model for training. A model prepared
     any other way (a frozen reference or teacher) keeps those zeros unless its stage broadcasts it."""
-    plugin = getattr(accelerator.state, "fsdp_plugin", None)
-    if plugin is None or accelerator.num_processes < 2:
-        return False
-    efficient = getattr(plugin, "cpu_ram_efficient_loading", None)
-    if efficient is None:
-        efficient = os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() == "true"
-    return bool(efficient)
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)     # its flag is read from the launcher's environment
+    return plugin is not None and accelerator.num_processes > 1 and bool(plugin.cpu_ram_efficient_loading)
 
 
 def sharding_of(accelerator: Any) -> dict[str, Any]:

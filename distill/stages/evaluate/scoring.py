@@ -17,6 +17,8 @@ surplus is counted as ``samples_dropped``); a problem with fewer is scored on wh
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,9 +194,6 @@ _CODE_VERDICTS_MAX = 200_000
 
 
 def _code_key(program: str | None, tests: Any, limits: Any) -> str:
-    import hashlib
-    import json
-
     blob = json.dumps([program, tests, repr(limits)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -5,8 +5,8 @@ row filters (:func:`distill.stages.filter.apply.filter_traces`), every math row 
 correctness drops and whose rule verdict falls in ``--judge-when`` (:func:`distill.verify.judge.judge_reason`;
 by default uncomparable and different-looking incorrect answers, since a row without a boxed answer is dropped
 by completeness anyway) is sent to the judge with its problem, gold and final answer; a row that is
-contaminated, incomplete, unreadable or too long is never sent, since no verdict would keep it. Yes makes the row ``correct``, No ``incorrect``; the row then records
-``verdict_source: judge`` and the judge's reply. Unclear replies and failed calls leave the rule verdict.
+contaminated, incomplete, unreadable or too long is never sent, since no verdict would keep it. Yes makes the
+row ``correct``, No ``incorrect``; the row then records ``verdict_source: judge`` and the judge's reply. Unclear replies and failed calls leave the rule verdict.
 Every judged row is listed in ``judged.jsonl`` (kept or not, with its drop reason), dropped ones also in
 ``dropped.jsonl``; the SFT rows themselves keep their contract (:mod:`distill.data.sft_rows`).
 

@@ -40,7 +40,7 @@ from distill.config import config_to_dict
 from distill.data.jsonl import read_jsonl
 from distill.errors import DistillError
 from distill.launch import (
-    adopt_cpu_sharding,
+    ShardsCpuRanks,
     launch_recipe,
     relaunch_stage,
     sharding_of,
@@ -254,14 +254,10 @@ def _trainer_class() -> Any:
 
     from distill.stages.grpo.reference import broadcast_reference
 
-    class DistillGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+    class DistillGRPOTrainer(ShardsCpuRanks, GRPOTrainer):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             broadcast_reference(self)       # FSDP2: TRL shards the reference from zeros on ranks > 0
-
-        def create_accelerator_and_postprocess(self) -> None:
-            super().create_accelerator_and_postprocess()
-            adopt_cpu_sharding(self)
 
     return DistillGRPOTrainer
 

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from trl.experimental.iw_opd import IWOPDTrainer  # noqa: E402
 from trl.trainer.utils import RepeatSampler  # noqa: E402
 
+from distill.launch import ShardsCpuRanks, rank0_only_weights  # noqa: E402
 from distill.stages.opd.data import prompt_key  # noqa: E402
 
 Scorer = Callable[[list[str], list[str | None]], list[float | None]]
@@ -62,8 +63,6 @@ def broadcast_teacher(trainer: Any) -> bool:
     student's samples with a teacher of zeros. On 2 CPU ranks the first step's teacher log-probability read -7.08
     where DDP's, from the real teacher, was -7.22 (``tests/test_opd.py``). Each rank keeps a whole teacher, as TRL
     has it; this only makes it the real one."""
-    from distill.launch import rank0_only_weights
-
     teacher = getattr(trainer, "teacher_model", None)
     if teacher is None or not rank0_only_weights(trainer.accelerator):
         return False
@@ -75,7 +74,7 @@ def broadcast_teacher(trainer: Any) -> bool:
     return True
 
 
-class OPDTrainer(IWOPDTrainer):
+class OPDTrainer(ShardsCpuRanks, IWOPDTrainer):
     """``IWOPDTrainer`` with a resumable data order, per-micro-batch loss normalisation and extra metrics."""
 
     loss_is_scaled_for_ga = False  # type: ignore[assignment]  # TRL's base declares it None; transformers: bool
@@ -87,13 +86,6 @@ class OPDTrainer(IWOPDTrainer):
         self._golds = golds or {}
         self._scorer = scorer
         self._teacher_seen: Any = None
-
-    def create_accelerator_and_postprocess(self) -> None:
-        """CPU ranks launched with an FSDP or DeepSpeed config shard as GPU ranks do (accelerate alone runs DDP)."""
-        from distill.launch import adopt_cpu_sharding
-
-        super().create_accelerator_and_postprocess()
-        adopt_cpu_sharding(self)
 
     # ------------------------------------------------------------------ data order (see the module docstring)
     def _get_train_sampler(self, dataset: Any = None) -> Any:

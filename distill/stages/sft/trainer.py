@@ -194,12 +194,10 @@ def _trainer_class() -> Any:
     accelerate."""
     from trl import SFTTrainer
 
-    from distill.launch import adopt_cpu_sharding
+    from distill.launch import ShardsCpuRanks
 
-    class DistillSFTTrainer(SFTTrainer):  # type: ignore[misc]
-        def create_accelerator_and_postprocess(self) -> None:
-            super().create_accelerator_and_postprocess()
-            adopt_cpu_sharding(self)
+    class DistillSFTTrainer(ShardsCpuRanks, SFTTrainer):  # type: ignore[misc]
+        pass
 
     return DistillSFTTrainer
 
