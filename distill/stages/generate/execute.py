@@ -86,10 +86,11 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
             return
         verify_rows(cfg, buffer)
         rows = finalize(buffer)
-        writer.write_rows(rows)
-        buffer, buffered_requests = [], 0     # written: a later error must neither rewrite nor disown them
-        for row in rows:
-            tally.add(row)
+        with _interrupts_held():              # written, emptied and counted together, or not at all
+            writer.write_rows(rows)
+            buffer, buffered_requests = [], 0     # written: a later error must neither rewrite nor disown them
+            for row in rows:
+                tally.add(row)
         if time.monotonic() - last_record > RUN_RECORD_EVERY_S:
             record.counts.update(tally.counts())
             record.write(plan.record_dir, status="partial")
@@ -194,6 +195,26 @@ def progress_bar(plan: Plan) -> Any:
     tty = sys.stderr.isatty()
     return tqdm(total=plan.pending_problems, unit="problem", desc=f"generate [{plan.engine_name}]",
                 mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C or SIGTERM arriving while a chunk is written and counted waits until that is done, then interrupts.
+    Between the write and the bookkeeping, an interrupt left the rows in the buffer, and the cleanup's flush wrote
+    them a second time (a CI run saw the shard hold 24 rows where run.json counted 12)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
