@@ -115,11 +115,8 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
                     if left[job.problem.id] == 0:
                         tally.problems += 1
                 if bar is not None:
-                    if left[job.problem.id] == 0:
-                        bar.update(1)
-                    rate = seen_tokens / max(1e-9, time.monotonic() - tally.started)
-                    bar.set_postfix_str(f"{seen_rows} completions, {rate:,.0f} tok/s"
-                                        + (f", {tally.failed} failed" if tally.failed else ""), refresh=False)
+                    _show_progress(bar, tally, problem_done=left[job.problem.id] == 0, rows=seen_rows,
+                                   tokens=seen_tokens)
                 if buffered_requests >= cfg.chunk_size:
                     flush()
             flush()
@@ -146,6 +143,14 @@ def execute(plan: Plan, engine: BaseEngine, *, progress: bool = True) -> Tally:
     if status == "failed":
         raise DistillError(str(scrub(failure_message(plan, tally))))
     return tally
+
+
+def _show_progress(bar: Any, tally: Tally, *, problem_done: bool, rows: int, tokens: int) -> None:
+    if problem_done:
+        bar.update(1)
+    rate = tokens / max(1e-9, time.monotonic() - tally.started)
+    bar.set_postfix_str(f"{rows} completions, {rate:,.0f} tok/s"
+                        + (f", {tally.failed} failed" if tally.failed else ""), refresh=False)
 
 
 def _record_failure(job: Any, error: RequestError, tally: Tally, in_a_row: int) -> int:
