@@ -66,6 +66,17 @@ def should_relaunch(num_processes: int, accelerate_config: str = "") -> bool:
     return (num_processes > 1 or bool(accelerate_config)) and not in_launched_process()
 
 
+def per_rank_placement(num_processes: int, accelerate_config: str = "") -> dict[str, Any]:
+    """``from_pretrained`` keywords for a model TRL loads itself in each rank of a launch: ``device_map`` None.
+
+    TRL 1.16 passes ``device_map="auto"`` on a GPU machine and drops it only under DDP and DeepSpeed, not FSDP:
+    there every rank would load the model spread over all the node's GPUs. With CPU-RAM-efficient loading
+    transformers then skips the dispatch hooks, so a model that is not prepared for training (OPD's teacher) runs
+    its layers on eight devices with no hook to move the activations; without it, accelerate refuses the
+    dispatched model. Loaded on the CPU, the model is sharded onto each rank's GPU when it is prepared."""
+    return {"device_map": None} if num_processes > 1 or accelerate_config else {}
+
+
 def launch_recipe(section: str) -> str:
     """The file :func:`relaunch` writes into the output folder: the resolved config the ranks read."""
     return f"launch-{section}.yaml"

@@ -175,7 +175,9 @@ def test_grpo_policy_keeps_fp32_master_weights_outside_deepspeed(tmp_path):
     assert dtype(["grpo.strategy=ddp", "grpo.num_processes=1", "grpo.per_device_train_batch_size=16",
                   f"grpo.accelerate_config={REPO / 'recipes' / 'accelerate' / 'zero3.yaml'}"]) == "bfloat16"
     kw = trl_kwargs(grpo_cfg(["grpo.strategy=ddp"]), reward_weights=[1.0, 0.2], cuda=True)
-    assert make_grpo_config({**kw, **CPU_SAFE_OVERRIDES}).model_init_kwargs == {"dtype": "float32"}
+    assert make_grpo_config({**kw, **CPU_SAFE_OVERRIDES}).model_init_kwargs == {"dtype": "float32", "device_map": None}
+    assert trl_kwargs(grpo_cfg(["grpo.strategy=fsdp"]), reward_weights=[1.0, 0.2],
+                      cuda=True)["model_init_kwargs"]["device_map"] is None   # TRL keeps "auto" under FSDP
 
 
 def test_adamw_update_of_1e6_vanishes_in_bf16_weights_not_fp32():

@@ -166,7 +166,10 @@ def test_a_gpu_node_gets_vllm_sampling_and_reverse_kl():
     kw = trl_kwargs(cfg, cuda=True, have_vllm=True)
     assert kw["use_vllm"] and kw["vllm_mode"] == "colocate" and kw["vllm_enable_sleep_mode"]
     assert (kw["distillation_objective"], kw["beta"], kw["lmbda"], kw["loss_top_k"]) == ("jsd", 1.0, 1.0, 0)
-    assert kw["teacher_model_init_kwargs"] == {"dtype": "bfloat16"} and kw["bf16"]
+    assert kw["teacher_model_init_kwargs"] == {"dtype": "bfloat16", "device_map": None} and kw["bf16"]
+    assert kw["model_init_kwargs"]["device_map"] is None     # TRL would spread both over the node's GPUs under FSDP
+    one = OPDConfig(**{**recipe["opd"], "num_processes": 1, "strategy": "ddp"})
+    assert "device_map" not in trl_kwargs(one, cuda=True, have_vllm=True)["teacher_model_init_kwargs"]
     assert kw["max_length"] == cfg.max_prompt_tokens + cfg.max_completion_length
     assert not kw["use_teacher_server"]
     served = OPDConfig(**{**recipe["opd"], "teacher_server_url": "http://teacher:8000", "loss_top_k": 1})
@@ -239,9 +242,9 @@ def test_a_served_teacher_scores_the_samples_as_the_in_process_one_does(teacher_
 def test_fsdp_on_two_cpu_ranks_shards_and_trains_as_ddp_does(tiny_qwen, teacher, data, tmp_path, cpu_ranks):
     """--strategy fsdp on 2 CPU ranks really shards (accelerate alone would run DDP): run.json says FSDP2, the
     checkpoint holds FSDP state, the student reloads whole, and from the same seed the first step is DDP's (the
-    same samples scored by the same teacher). TRL's teacher alone held zeros on rank 1 under the config's
-    CPU-RAM-efficient loading (teacher log-probability -7.08 against DDP's -7.22): distill.stages.opd.trainer
-    broadcasts it."""
+    same samples scored by the same teacher). The teacher is sharded too (run.json's teacher_held): TRL left it
+    whole, and zeros on rank 1 under the config's CPU-RAM-efficient loading (teacher log-probability -7.08 against
+    DDP's -7.22)."""
     from transformers import AutoModelForCausalLM
 
     from distill.stages.opd.stage import run
@@ -255,6 +258,7 @@ def test_fsdp_on_two_cpu_ranks_shards_and_trains_as_ddp_does(tiny_qwen, teacher,
     assert ddp["sharding"] == {"distributed_type": "MULTI_CPU"}
     assert fsdp["sharding"] == {"distributed_type": "FSDP", "fsdp_version": 2}
     assert fsdp["status"] == "complete" and fsdp["counts"]["steps"] == 2 and fsdp["world_size"] == 2
+    assert (ddp["teacher_held"], fsdp["teacher_held"]) == ("whole", "sharded (FSDP2)")
     assert list((tmp_path / "fsdp" / "checkpoints").glob("checkpoint-2/pytorch_model_fsdp*"))
     first_ddp, first_fsdp = ddp_rows[0], fsdp_rows[0]
     for key in ("student_logprob", "teacher_logprob"):

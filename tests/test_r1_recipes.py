@@ -63,18 +63,19 @@ def test_opd_recipes_plan_offline_and_fit(student, capsys):
     assert f"shape {student}" in opd and "-> fits" in opd and "GPU-hours" in opd
 
 
-def test_opd_plan_counts_the_teacher_whole_on_every_gpu_under_fsdp(capsys):
-    """TRL prepares the in-process teacher with accelerate's prepare_model(evaluation_mode=True): sharded only under
-    ZeRO-3 (DeepSpeed), whole on every GPU under FSDP, so a 32B teacher does not fit beside a 7B student there."""
+def test_opd_plan_counts_the_teacher_sharded_under_fsdp_and_zero3_and_whole_under_ddp(capsys):
+    """distill opd shards the in-process teacher as the student is under FSDP (shard_teacher) and TRL does under
+    ZeRO-3; under DDP every GPU holds it whole, so a 32B teacher does not fit beside a 7B student there."""
     def opd_memory(strategy: str) -> str:
         assert main(["pipeline", "--recipe", str(RECIPES / "opd" / "qwen-7b.yaml"), "--plan",
                      "--set", f"opd.strategy={strategy}"]) == 0
         block = capsys.readouterr().out.split("(opd) ->", 1)[1].split("\n[", 1)[0]
         return next(line for line in block.splitlines() if "memory per GPU" in line)
 
-    zero3, fsdp = opd_memory("zero3"), opd_memory("fsdp")
+    zero3, fsdp, ddp = opd_memory("zero3"), opd_memory("fsdp"), opd_memory("ddp")
     assert "teacher 7.6 (bf16, sharded)" in zero3 and "-> fits" in zero3
-    assert "teacher 61.0 (bf16)" in fsdp and "DOES NOT FIT" in fsdp
+    assert "teacher 7.6 (bf16, sharded)" in fsdp and "-> fits" in fsdp
+    assert "teacher 61.0 (bf16)" in ddp and "DOES NOT FIT" in ddp
 
 
 def test_opd_recipe_resolves_for_distill_opd(capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import ConfigError, DistillError
+from distill.launch import per_rank_placement
 
 CPU_SAFE_OVERRIDES = {"use_cpu": True, "bf16": False}
 CHECKPOINTS = "checkpoints"
@@ -118,7 +119,8 @@ def trl_kwargs(cfg: Any, *, reward_weights: list[float], cuda: bool, have_vllm: 
         "bf16": bf16,
         "fp16": False,
         "gradient_checkpointing": cfg.gradient_checkpointing,
-        "model_init_kwargs": {"dtype": master_dtype(cfg, bf16=bf16)},
+        "model_init_kwargs": {"dtype": master_dtype(cfg, bf16=bf16),
+                              **per_rank_placement(cfg.num_processes, cfg.accelerate_config)},
         "trust_remote_code": cfg.trust_remote_code,
         # logging and checkpoints (our callbacks write the metrics; TRL's completion tables stay off)
         "logging_steps": cfg.logging_steps,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
+from distill.launch import per_rank_placement
 
 CHECKPOINTS = "checkpoints"
 
@@ -73,6 +74,7 @@ def trl_kwargs(cfg: Any, *, cuda: bool, have_vllm: bool = True) -> dict[str, Any
     scheduler: dict[str, Any] = {}
     if cfg.lr_scheduler_type == "cosine_with_min_lr":
         scheduler = {"lr_scheduler_kwargs": {"min_lr_rate": cfg.min_lr_rate}}
+    placement = per_rank_placement(cfg.num_processes, cfg.accelerate_config)
     kw: dict[str, Any] = {
         "output_dir": str(Path(cfg.out) / CHECKPOINTS), "seed": cfg.seed, "data_seed": cfg.seed,
         # optimisation
@@ -88,8 +90,8 @@ def trl_kwargs(cfg: Any, *, cuda: bool, have_vllm: bool = True) -> dict[str, Any
         "max_length": cfg.max_prompt_tokens + cfg.max_completion_length,
         "max_prompt_length": cfg.max_prompt_tokens,
         # models and hardware
-        "model_init_kwargs": {"dtype": "bfloat16" if bf16 and _uses_deepspeed(cfg) else "float32"},
-        "teacher_model_init_kwargs": {"dtype": "bfloat16" if cuda else "float32"},
+        "model_init_kwargs": {"dtype": "bfloat16" if bf16 and _uses_deepspeed(cfg) else "float32", **placement},
+        "teacher_model_init_kwargs": {"dtype": "bfloat16" if cuda else "float32", **placement},
         "trust_remote_code": cfg.trust_remote_code, "use_cpu": not cuda, "bf16": bf16, "fp16": False,
         "gradient_checkpointing": cfg.gradient_checkpointing,
         "use_teacher_server": bool(cfg.teacher_server_url), "teacher_model_server_url": cfg.teacher_server_url,

@@ -99,6 +99,7 @@ def train(cfg: OPDConfig) -> Path:
         record.write(out, status="partial")
     trainer, stop = _build_trainer(cfg, args, tokenizer, data, out, record)
     record.extra["sharding"] = sharding_of(trainer.accelerator)
+    record.extra["teacher_held"] = trainer.teacher_held       # served, whole, or sharded as the student is
     started = time.time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = record.counts["steps"] = trainer.state.global_step

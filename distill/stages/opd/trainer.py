@@ -17,7 +17,8 @@ differ from the trainer as TRL 1.16 ships it, each for a reason found by running
   on-policy samples against the gold answers (:mod:`distill.verify`).
 - **CPU ranks shard.** Launched with an FSDP or DeepSpeed config, CPU ranks get the plugin accelerate 1.15 drops for
   them (:func:`distill.launch.adopt_cpu_sharding`), so ``--strategy fsdp`` on CPU is FSDP, as on GPUs, not DDP.
-- **The teacher is the real one on every rank** under FSDP with CPU-RAM-efficient loading (:func:`broadcast_teacher`).
+- **The teacher is sharded under FSDP** as the student is, and is the real one on every rank under CPU-RAM-efficient
+  loading (:func:`shard_teacher`); TRL leaves it whole and unmoved there, zeros on every rank but 0.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch  # noqa: E402
 from trl.experimental.iw_opd import IWOPDTrainer  # noqa: E402
 from trl.trainer.utils import RepeatSampler  # noqa: E402
 
-from distill.launch import ShardsCpuRanks, rank0_only_weights  # noqa: E402
+from distill.launch import ShardsCpuRanks  # noqa: E402
 from distill.stages.opd.data import prompt_key  # noqa: E402
 
 Scorer = Callable[[list[str], list[str | None]], list[float | None]]
@@ -54,24 +55,44 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     return torch.cat(out, dim=1) if out else logits.new_zeros(tokens.shape, dtype=torch.float32)
 
 
-def broadcast_teacher(trainer: Any) -> bool:
-    """Give every rank rank 0's teacher weights when only rank 0 loaded real ones (FSDP with
-    ``fsdp_cpu_ram_efficient_loading``: :func:`distill.launch.rank0_only_weights`); whether it did.
+def shard_teacher(trainer: Any) -> str:
+    """Hold the in-process teacher as the student is held, and say how: ``served``, ``whole`` (one process, DDP,
+    ZeRO-2), ``sharded (ZeRO-3)``, ``sharded (FSDP2)`` or ``sharded (FSDP1)``.
 
-    TRL prepares the in-process teacher with ``accelerator.prepare_model(teacher, evaluation_mode=True)``, which under
-    FSDP (1 or 2) only moves it to the device: it is neither sharded nor broadcast, so every rank but 0 scored the
-    student's samples with a teacher of zeros. On 2 CPU ranks the first step's teacher log-probability read -7.08
-    where DDP's, from the real teacher, was -7.22 (``tests/test_opd.py``). Each rank keeps a whole teacher, as TRL
-    has it; this only makes it the real one."""
+    TRL prepares the teacher with DeepSpeed under ZeRO-3, else with ``accelerator.prepare_model(teacher,
+    evaluation_mode=True)``, which under FSDP neither shards nor moves it: every GPU would hold the whole frozen
+    teacher (a 32B teacher's 61 GiB in bf16 beside a 7B student), left where it was loaded (the CPU, see
+    :func:`distill.launch.per_rank_placement`), and with ``fsdp_cpu_ram_efficient_loading`` every rank but 0 would
+    score the student's samples with a teacher of zeros (on 2 CPU ranks, teacher log-probability -7.08 where the
+    real teacher's is -7.22; ``tests/test_opd.py``). Here, under FSDP2 the teacher gets accelerate's own FSDP2
+    preparation (one unit per decoder layer, rank 0's weights broadcast under CPU-RAM-efficient loading), with its
+    parameters frozen first so that mixed precision does not upcast them to fp32, and every unit gives its gathered
+    weights back after the forward (there is never a backward to do it). Under FSDP1, TRL's ``prepare_fsdp`` wraps
+    it, and ``sync_module_states`` broadcasts rank 0's weights."""
     teacher = getattr(trainer, "teacher_model", None)
-    if teacher is None or not rank0_only_weights(trainer.accelerator):
-        return False
-    import torch.distributed as dist
+    if teacher is None:
+        return "served"
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        return "sharded (ZeRO-3)" if trainer.accelerator.state.deepspeed_plugin.zero_stage == 3 else "whole"
+    if not getattr(trainer, "is_fsdp_enabled", False):
+        return "whole"
+    accelerator = trainer.accelerator
+    model = accelerator.unwrap_model(teacher)
+    model.requires_grad_(False)
+    if accelerator.state.fsdp_plugin.fsdp_version == 2:
+        from accelerate.utils.fsdp_utils import fsdp2_prepare_model
 
-    with torch.no_grad():
-        for tensor in trainer.accelerator.unwrap_model(teacher).state_dict().values():
-            dist.broadcast(tensor, src=0)
-    return True
+        model = fsdp2_prepare_model(accelerator, model)
+        model.set_reshard_after_forward(True)
+        held = "sharded (FSDP2)"
+    else:
+        from trl.models.utils import prepare_fsdp
+
+        model = prepare_fsdp(model, accelerator)
+        held = "sharded (FSDP1)"
+    model.eval()
+    trainer.teacher_model = model
+    return held
 
 
 class OPDTrainer(ShardsCpuRanks, IWOPDTrainer):
@@ -82,7 +103,7 @@ class OPDTrainer(ShardsCpuRanks, IWOPDTrainer):
     def __init__(self, *args: Any, golds: dict[str, str] | None = None, scorer: Scorer | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        broadcast_teacher(self)
+        self.teacher_held = shard_teacher(self)
         self._golds = golds or {}
         self._scorer = scorer
         self._teacher_seen: Any = None

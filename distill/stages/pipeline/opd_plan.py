@@ -11,9 +11,9 @@ gradients, Adam states and activations under the step's strategy):
   log-softmax in fp32 and the per-token divergence: :data:`LOGIT_BYTES` bytes per position and vocabulary entry
   with an in-process teacher, :data:`LOGIT_BYTES_SERVER` with a served one (ours, from reading the loss code;
   not measured);
-- the teacher's weights in bf16: sharded under zero3 (TRL prepares it with DeepSpeed), whole on every GPU under
-  ddp, zero2 and fsdp (TRL's ``accelerator.prepare_model(teacher, evaluation_mode=True)`` neither shards nor
-  wraps it under FSDP); none when served;
+- the teacher's weights in bf16: sharded under zero3 (TRL prepares it with DeepSpeed) and fsdp (``distill opd``
+  shards it as the student is: :func:`distill.stages.opd.trainer.shard_teacher`), whole on every GPU under ddp and
+  zero2; none when served;
 - vLLM colocated with training: ``vllm_gpu_memory_utilization`` of the card; with ``vllm_enable_sleep_mode`` the
   engine is asleep while the student trains, so the peak is the larger of the two phases, not their sum.
 """
@@ -32,6 +32,7 @@ GIB = 1 << 30
 LOGIT_BYTES = 24          # student logits bf16 (2) + /T (2) + log-softmax fp32 (4) + its gradient (4) + teacher
                           # logits bf16 (2) + /T (2) + log-softmax fp32 (4) + the divergence fp32 (4)
 LOGIT_BYTES_SERVER = 14   # the student's part (and the sparse top-1 terms)
+SHARDED_TEACHER = ("zero3", "fsdp")    # the strategies under which the in-process teacher is sharded
 ASSUMPTIONS = [
     f"opd: the trainer holds both models' full logits, about {LOGIT_BYTES} bytes per position per vocabulary entry "
     f"({LOGIT_BYTES_SERVER} with a served teacher; ours, from TRL's loss code); every sampled completion runs to "
@@ -106,7 +107,8 @@ def _memory(cfg: Any, s: Student, t: Student | None, gpu_gib: float) -> tuple[li
     states = mem.weights + mem.gradients + mem.optimizer + mem.gathered
     served = bool(cfg.teacher_server_url)
     logits = cfg.per_device_train_batch_size * seq * s.vocab * (LOGIT_BYTES_SERVER if served else LOGIT_BYTES)
-    teacher = 0.0 if served or t is None else 2 * t.num_parameters() / (n if cfg.strategy == "zero3" else 1)
+    sharded = cfg.strategy in SHARDED_TEACHER
+    teacher = 0.0 if served or t is None else 2 * t.num_parameters() / (n if sharded else 1)
     vllm = cfg.vllm_gpu_memory_utilization * gpu_gib * GIB if cfg.generation != "transformers" and \
         cfg.vllm_mode == "colocate" else 0.0
     train_peak = states + teacher + mem.activations + logits
@@ -114,7 +116,7 @@ def _memory(cfg: Any, s: Student, t: Student | None, gpu_gib: float) -> tuple[li
     fits = total <= 0.95 * gpu_gib * GIB
     parts = (f"student states {states / GIB:.1f} + activations {mem.activations / GIB:.1f} + logits "
              f"{logits / GIB:.1f} ({cfg.per_device_train_batch_size} x {seq:,} positions x {s.vocab:,}) + teacher "
-             + ("0 (served)" if served else f"{teacher / GIB:.1f} (bf16{', sharded' if cfg.strategy == 'zero3' else ''})")
+             + ("0 (served)" if served else f"{teacher / GIB:.1f} (bf16{', sharded' if sharded else ''})")
              + (f" + vLLM {vllm / GIB:.1f}" + (" (asleep while training: peak is the larger phase)"
                                                if cfg.vllm_enable_sleep_mode else "") if vllm else ""))
     line = (f"  memory per GPU      ~{total / GIB:.1f} GiB of {gpu_gib:g} -> {'fits' if fits else 'DOES NOT FIT'}: "
@@ -146,8 +148,8 @@ def opd_lines(step: Any, steps: list[Any], gpu_gib: float) -> tuple[list[str], f
     mem_lines, _, fits = _memory(cfg, s, t, gpu_gib)
     lines += mem_lines
     if not fits:
-        lines.append("  note: does not fit: shard with strategy zero3, set vllm_enable_sleep_mode, serve the teacher "
-                     "(teacher_server_url), or lower max_completion_length / per_device_train_batch_size")
+        lines.append("  note: does not fit: shard with strategy zero3 or fsdp, set vllm_enable_sleep_mode, serve the "
+                     "teacher (teacher_server_url), or lower max_completion_length / per_device_train_batch_size")
     if steps_n is None:
         lines.append("  tokens              steps unknown offline (max_steps -1 and no limit): no GPU-hours")
         return lines, None
