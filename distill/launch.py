@@ -247,6 +247,34 @@ def rank0_only_weights(accelerator: Any) -> bool:
     return plugin is not None and accelerator.num_processes > 1 and bool(plugin.cpu_ram_efficient_loading)
 
 
+def shard_frozen(model: Any, accelerator: Any) -> tuple[Any, str]:
+    """FSDP-prepare a model that only runs forward (OPD's teacher, GRPO's reference) as the trained one is;
+    ``(model, how it is held)``, e.g. ``sharded (FSDP2, 5 units)``.
+
+    TRL 1.16 prepares such models with its ``prepare_fsdp``, whose FSDP2 branch calls ``fully_shard`` on the root
+    only: one unit, so each forward gathers the whole model on every GPU (a 32B reference in bf16: 61 GiB at once),
+    and under ``fsdp_cpu_ram_efficient_loading`` the shards of every rank but 0 are cut from the zeros transformers
+    loads there (GRPO's KL read 0.063 at step 1 on 2 CPU ranks, where it must be 0). Here FSDP2 gets accelerate's
+    own preparation, as the policy does: one unit per decoder layer, rank 0's weights broadcast. The parameters are
+    frozen first, so mixed precision does not upcast them to fp32 master weights, and every unit gives its gathered
+    weights back after the forward (no backward will). FSDP1 keeps TRL's ``prepare_fsdp``: an auto-wrap policy,
+    ``sync_module_states`` broadcasting rank 0's weights."""
+    model.requires_grad_(False)
+    if accelerator.state.fsdp_plugin.fsdp_version == 2:
+        from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+        from torch.distributed.fsdp import FSDPModule
+
+        model = fsdp2_prepare_model(accelerator, model)
+        model.set_reshard_after_forward(True)
+        held = f"sharded (FSDP2, {sum(isinstance(m, FSDPModule) for m in model.modules())} units)"
+    else:
+        from trl.models.utils import prepare_fsdp
+
+        model, held = prepare_fsdp(model, accelerator), "sharded (FSDP1)"
+    model.eval()
+    return model, held
+
+
 def sharding_of(accelerator: Any) -> dict[str, Any]:
     """run.json's record of how the ranks held the model: accelerate's distributed type (NO, MULTI_GPU, MULTI_CPU,
     FSDP, DEEPSPEED) with the FSDP version or ZeRO stage, as the Accelerator will prepare it."""

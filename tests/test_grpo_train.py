@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -266,8 +267,8 @@ def test_fsdp_on_two_cpu_ranks_shards_and_trains_as_ddp_does(tiny_qwen, tmp_path
     """--strategy fsdp on 2 CPU ranks really shards (accelerate alone would run DDP): policy and reference model
     are FSDP2 modules, the held-out eval's generate stays in step across ranks, checkpoints hold FSDP state, the
     final model reloads whole. From the same seed its first step's rollouts are DDP's, and its KL and loss match
-    (the reference holds the real weights on both ranks: distill.stages.grpo.reference)."""
-    from transformers import AutoModelForCausalLM
+    (the reference holds the real weights on both ranks, one FSDP unit per layer: distill.launch.shard_frozen)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from distill.stages.grpo.stage import run
 
@@ -283,6 +284,9 @@ def test_fsdp_on_two_cpu_ranks_shards_and_trains_as_ddp_does(tiny_qwen, tmp_path
     assert ddp[0]["sharding"] == {"distributed_type": "MULTI_CPU"}
     assert fsdp[0]["sharding"] == {"distributed_type": "FSDP", "fsdp_version": 2}
     assert fsdp[0]["status"] == "complete" and fsdp[0]["counts"]["steps"] == 2
+    assert ddp[0]["reference_held"] == "whole"
+    units = re.fullmatch(r"sharded \(FSDP2, (\d+) units\)", fsdp[0]["reference_held"])   # TRL's: 1 unit
+    assert units and int(units[1]) > AutoConfig.from_pretrained(tiny_qwen).num_hidden_layers
     assert [json.loads(x)["step"] for x in (tmp_path / "fsdp" / "eval.jsonl").read_text().splitlines()] == [0, 1, 2]
     assert list((tmp_path / "fsdp" / "checkpoints").glob("checkpoint-2/pytorch_model_fsdp*"))
     first_ddp, first_fsdp = ddp[1][0], fsdp[1][0]

@@ -43,6 +43,7 @@ from distill.launch import (
     ShardsCpuRanks,
     launch_recipe,
     relaunch_stage,
+    shard_frozen,
     sharding_of,
     should_relaunch,
 )
@@ -120,6 +121,7 @@ def train(cfg: GRPOStageConfig, *, rewards: Any = None) -> Path:
     trainer, stop = _build_trainer(cfg, args, setup, tokenizer, data, out, record,
                                                resuming=resume_from is not None)
     record.extra["sharding"] = sharding_of(trainer.accelerator)
+    record.extra["reference_held"] = trainer.reference_held     # none (beta 0), whole, or sharded as the policy is
     if main_process:                                  # rows logged after the checkpoint are redone
         _trim_logs(out, _checkpoint_step(resume_from) if resume_from else 0)
     started = time.time()
@@ -248,18 +250,39 @@ def _build_trainer(cfg: GRPOStageConfig, args: Any, setup: Any, tokenizer: Any, 
 def _trainer_class() -> Any:
     """TRL's GRPOTrainer, whose accelerator also shards CPU ranks launched with an FSDP or DeepSpeed config
     (:func:`distill.launch.adopt_cpu_sharding`: accelerate alone trains them as DDP, reference model included), and
-    whose FSDP2 reference model holds the real starting weights on every rank, GPU or CPU
-    (:mod:`distill.stages.grpo.reference`)."""
+    whose reference model under FSDP is sharded as the policy is, from rank 0's weights
+    (:func:`distill.launch.shard_frozen` in place of TRL's ``prepare_fsdp``, which TRL's module calls by name)."""
+    import trl.trainer.grpo_trainer as trl_grpo
     from trl import GRPOTrainer
-
-    from distill.stages.grpo.reference import broadcast_reference
 
     class DistillGRPOTrainer(ShardsCpuRanks, GRPOTrainer):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            broadcast_reference(self)       # FSDP2: TRL shards the reference from zeros on ranks > 0
+            held: list[str] = []
+
+            def prepare(model: Any, accelerator: Any) -> Any:
+                model, how = shard_frozen(model, accelerator)
+                held.append(how)
+                return model
+
+            trl_grpo.prepare_fsdp, original = prepare, trl_grpo.prepare_fsdp
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                trl_grpo.prepare_fsdp = original
+            self.reference_held = _reference_held(self, held)
 
     return DistillGRPOTrainer
+
+
+def _reference_held(trainer: Any, fsdp_prepared: list[str]) -> str:
+    """run.json's ``reference_held``: ``none`` (beta 0, or PEFT), ``whole``, ``sharded (ZeRO-3)`` or FSDP's."""
+    if trainer.ref_model is None:
+        return "none"
+    if fsdp_prepared:
+        return fsdp_prepared[-1]
+    if getattr(trainer, "is_deepspeed_enabled", False) and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+        return "sharded (ZeRO-3)"
+    return "whole"
 
 
 def _save_final(cfg: GRPOStageConfig, trainer: Any, tokenizer: Any, out: Path, main_process: bool) -> None:

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from trl.experimental.iw_opd import IWOPDTrainer  # noqa: E402
 from trl.trainer.utils import RepeatSampler  # noqa: E402
 
-from distill.launch import ShardsCpuRanks  # noqa: E402
+from distill.launch import ShardsCpuRanks, shard_frozen  # noqa: E402
 from distill.stages.opd.data import prompt_key  # noqa: E402
 
 Scorer = Callable[[list[str], list[str | None]], list[float | None]]
@@ -57,18 +57,14 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
 
 def shard_teacher(trainer: Any) -> str:
     """Hold the in-process teacher as the student is held, and say how: ``served``, ``whole`` (one process, DDP,
-    ZeRO-2), ``sharded (ZeRO-3)``, ``sharded (FSDP2)`` or ``sharded (FSDP1)``.
+    ZeRO-2), ``sharded (ZeRO-3)``, or sharded under FSDP (:func:`distill.launch.shard_frozen`).
 
     TRL prepares the teacher with DeepSpeed under ZeRO-3, else with ``accelerator.prepare_model(teacher,
-    evaluation_mode=True)``, which under FSDP neither shards nor moves it: every GPU would hold the whole frozen
-    teacher (a 32B teacher's 61 GiB in bf16 beside a 7B student), left where it was loaded (the CPU, see
-    :func:`distill.launch.per_rank_placement`), and with ``fsdp_cpu_ram_efficient_loading`` every rank but 0 would
-    score the student's samples with a teacher of zeros (on 2 CPU ranks, teacher log-probability -7.08 where the
-    real teacher's is -7.22; ``tests/test_opd.py``). Here, under FSDP2 the teacher gets accelerate's own FSDP2
-    preparation (one unit per decoder layer, rank 0's weights broadcast under CPU-RAM-efficient loading), with its
-    parameters frozen first so that mixed precision does not upcast them to fp32, and every unit gives its gathered
-    weights back after the forward (there is never a backward to do it). Under FSDP1, TRL's ``prepare_fsdp`` wraps
-    it, and ``sync_module_states`` broadcasts rank 0's weights."""
+    evaluation_mode=True)``, which under FSDP neither shards nor moves it: every GPU held the whole frozen teacher
+    (a 32B teacher's 61 GiB in bf16 beside a 7B student) where it was loaded (the CPU:
+    :func:`distill.launch.per_rank_placement`), and with ``fsdp_cpu_ram_efficient_loading`` every rank but 0 scored
+    the student's samples with a teacher of zeros (on 2 CPU ranks, teacher log-probability -7.08 where the real
+    teacher's is -7.22; ``tests/test_opd.py``)."""
     teacher = getattr(trainer, "teacher_model", None)
     if teacher is None:
         return "served"
@@ -76,22 +72,7 @@ def shard_teacher(trainer: Any) -> str:
         return "sharded (ZeRO-3)" if trainer.accelerator.state.deepspeed_plugin.zero_stage == 3 else "whole"
     if not getattr(trainer, "is_fsdp_enabled", False):
         return "whole"
-    accelerator = trainer.accelerator
-    model = accelerator.unwrap_model(teacher)
-    model.requires_grad_(False)
-    if accelerator.state.fsdp_plugin.fsdp_version == 2:
-        from accelerate.utils.fsdp_utils import fsdp2_prepare_model
-
-        model = fsdp2_prepare_model(accelerator, model)
-        model.set_reshard_after_forward(True)
-        held = "sharded (FSDP2)"
-    else:
-        from trl.models.utils import prepare_fsdp
-
-        model = prepare_fsdp(model, accelerator)
-        held = "sharded (FSDP1)"
-    model.eval()
-    trainer.teacher_model = model
+    trainer.teacher_model, held = shard_frozen(trainer.accelerator.unwrap_model(teacher), trainer.accelerator)
     return held
 
 
