@@ -259,18 +259,25 @@ def shard_frozen(model: Any, accelerator: Any) -> tuple[Any, str]:
     frozen first, so mixed precision does not upcast them to fp32 master weights, and every unit gives its gathered
     weights back after the forward (no backward will). FSDP1 keeps TRL's ``prepare_fsdp``: an auto-wrap policy,
     ``sync_module_states`` broadcasting rank 0's weights."""
+    plugin = accelerator.state.fsdp_plugin
+    # set_auto_wrap_policy fixes the plugin's policy to the first model's layer classes: the trained model, prepared
+    # later, must find the policy as the config left it (an OPD teacher may be of another architecture)
+    policy = (plugin.auto_wrap_policy, plugin.transformer_cls_names_to_wrap)
     model.requires_grad_(False)
-    if accelerator.state.fsdp_plugin.fsdp_version == 2:
-        from accelerate.utils.fsdp_utils import fsdp2_prepare_model
-        from torch.distributed.fsdp import FSDPModule
+    try:
+        if plugin.fsdp_version == 2:
+            from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+            from torch.distributed.fsdp import FSDPModule
 
-        model = fsdp2_prepare_model(accelerator, model)
-        model.set_reshard_after_forward(True)
-        held = f"sharded (FSDP2, {sum(isinstance(m, FSDPModule) for m in model.modules())} units)"
-    else:
-        from trl.models.utils import prepare_fsdp
+            model = fsdp2_prepare_model(accelerator, model)
+            model.set_reshard_after_forward(True)
+            held = f"sharded (FSDP2, {sum(isinstance(m, FSDPModule) for m in model.modules())} units)"
+        else:
+            from trl.models.utils import prepare_fsdp
 
-        model, held = prepare_fsdp(model, accelerator), "sharded (FSDP1)"
+            model, held = prepare_fsdp(model, accelerator), "sharded (FSDP1)"
+    finally:
+        plugin.auto_wrap_policy, plugin.transformer_cls_names_to_wrap = policy
     model.eval()
     return model, held
 
