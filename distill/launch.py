@@ -236,15 +236,12 @@ class ShardsCpuRanks:
         adopt_cpu_sharding(self)
 
 
-def rank0_only_weights(accelerator: Any) -> bool:
-    """Whether a model transformers loads on these ranks holds real weights on (local) rank 0 only.
-
-    With ``fsdp_cpu_ram_efficient_loading`` (``recipes/accelerate/fsdp.yaml``), ``from_pretrained`` fills every
-    other rank's copy with zeros (transformers' ``modeling_utils``, the FSDP branch for ranks other than local rank 0)
-    and counts on accelerate to broadcast rank 0's weights when it prepares the model for training. A model prepared
-    any other way (a frozen reference or teacher) keeps those zeros unless its stage broadcasts it."""
-    plugin = getattr(accelerator.state, "fsdp_plugin", None)     # its flag is read from the launcher's environment
-    return plugin is not None and accelerator.num_processes > 1 and bool(plugin.cpu_ram_efficient_loading)
+def held_unless_fsdp(trainer: Any) -> str:
+    """How a frozen model TRL prepares (OPD's teacher, GRPO's reference) is held when FSDP is off:
+    ``sharded (ZeRO-3)`` (TRL's ``prepare_deepspeed``), else ``whole`` on every device (one process, DDP, ZeRO-2)."""
+    if getattr(trainer, "is_deepspeed_enabled", False) and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+        return "sharded (ZeRO-3)"
+    return "whole"
 
 
 def shard_frozen(model: Any, accelerator: Any) -> tuple[Any, str]:

@@ -41,6 +41,7 @@ from distill.data.jsonl import read_jsonl
 from distill.errors import DistillError
 from distill.launch import (
     ShardsCpuRanks,
+    held_unless_fsdp,
     launch_recipe,
     relaunch_stage,
     shard_frozen,
@@ -278,11 +279,7 @@ def _reference_held(trainer: Any, fsdp_prepared: list[str]) -> str:
     """run.json's ``reference_held``: ``none`` (beta 0, or PEFT), ``whole``, ``sharded (ZeRO-3)`` or FSDP's."""
     if trainer.ref_model is None:
         return "none"
-    if fsdp_prepared:
-        return fsdp_prepared[-1]
-    if getattr(trainer, "is_deepspeed_enabled", False) and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
-        return "sharded (ZeRO-3)"
-    return "whole"
+    return fsdp_prepared[-1] if fsdp_prepared else held_unless_fsdp(trainer)
 
 
 def _save_final(cfg: GRPOStageConfig, trainer: Any, tokenizer: Any, out: Path, main_process: bool) -> None:

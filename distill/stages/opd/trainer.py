@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from trl.experimental.iw_opd import IWOPDTrainer  # noqa: E402
 from trl.trainer.utils import RepeatSampler  # noqa: E402
 
-from distill.launch import ShardsCpuRanks, shard_frozen  # noqa: E402
+from distill.launch import ShardsCpuRanks, held_unless_fsdp, shard_frozen  # noqa: E402
 from distill.stages.opd.data import prompt_key  # noqa: E402
 
 Scorer = Callable[[list[str], list[str | None]], list[float | None]]
@@ -68,10 +68,8 @@ def shard_teacher(trainer: Any) -> str:
     teacher = getattr(trainer, "teacher_model", None)
     if teacher is None:
         return "served"
-    if getattr(trainer, "is_deepspeed_enabled", False):
-        return "sharded (ZeRO-3)" if trainer.accelerator.state.deepspeed_plugin.zero_stage == 3 else "whole"
     if not getattr(trainer, "is_fsdp_enabled", False):
-        return "whole"
+        return held_unless_fsdp(trainer)
     trainer.teacher_model, held = shard_frozen(trainer.accelerator.unwrap_model(teacher), trainer.accelerator)
     return held
 
